@@ -247,3 +247,30 @@ def generate_day(symbol: str, tier: Tier, day: date, market_symbol: str, market_
             "volume": volume[keep],
         }
     )
+
+
+def generate_range(
+    symbol: str,
+    tier: Tier,
+    timeframe: "Timeframe | str",
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    market_symbol: str,
+    market_tier: Tier,
+) -> pd.DataFrame:
+    """Synthetic bars of ``timeframe`` with open time in [start, end): 1m bars per UTC day, aggregated to the
+    timeframe, so every higher timeframe is exactly the aggregate of its 1m bars."""
+    from .config import Timeframe
+    from .ohlc import aggregate_bars, empty_bars
+
+    tf = Timeframe(timeframe)
+    # Timeframes divide the day, so the 1m bars of whole UTC days aggregate into whole bars.
+    days = pd.date_range(start.floor("1D"), end - pd.Timedelta(microseconds=1), freq="1D", tz="UTC")
+    frames = [generate_day(symbol, tier, d.date(), market_symbol, market_tier) for d in days]
+    if not frames:
+        return empty_bars()
+    bars = pd.concat(frames, ignore_index=True)
+    if tf is not Timeframe.M1:
+        bars = aggregate_bars(bars, tf)
+    bars = bars[(bars["timestamp"] >= start) & (bars["timestamp"] < end)]
+    return bars.reset_index(drop=True)

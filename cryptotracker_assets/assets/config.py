@@ -1,0 +1,64 @@
+"""The effective config and the universe as assets (SPEC §0.5, §1; I-10)."""
+
+
+import json
+
+import dagster as dg
+import pandas as pd
+
+from resources.config import ProjectConfigResource
+from resources.warehouse import WarehouseResource
+
+from ..core.config import format_trail_lock_report, raw_dict, trail_lock_report
+from ..ingest import utc_now
+from .market_data import WAREHOUSE_POOL
+
+GROUP = "config"
+
+
+@dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
+          description="The effective config (config.yaml ⊕ CRYPTOTRACKER_CONFIG) with its version and reports.")
+def effective_config(project_config: ProjectConfigResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    cfg = project_config.load()
+    values = raw_dict(cfg)
+    fingerprint = cfg.fingerprint()
+    wh = warehouse.get()
+    with wh.connect() as con:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS config_versions (config_version BIGINT NOT NULL, fingerprint VARCHAR NOT NULL,"
+            " source VARCHAR, values_json VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)"
+        )
+        rows = con.execute(
+            "SELECT config_version, fingerprint FROM config_versions ORDER BY recorded_at DESC LIMIT 1"
+        ).fetchall()
+        changed = not rows or rows[0][1] != fingerprint
+        if changed:
+            con.execute(
+                "INSERT INTO config_versions VALUES (?, ?, ?, ?, ?)",
+                [cfg.config_version, fingerprint, project_config.user_config_path or "config.yaml",
+                 json.dumps(values, sort_keys=True), utc_now().to_pydatetime()],
+            )
+    report = trail_lock_report(cfg)
+    return dg.MaterializeResult(
+        metadata={
+            "config_version": cfg.config_version,
+            "fingerprint": fingerprint[:16],
+            "user_config": project_config.user_config_path or "(none)",
+            "changed": changed,
+            "trail_lock_report": dg.MetadataValue.md(format_trail_lock_report(report)),
+            "trail_lock_cells": len(report),
+        }
+    )
+
+
+@dg.asset(group_name="config", pool=WAREHOUSE_POOL, kinds={"duckdb"},
+          description="The coin universe: symbol, tier, Polygon ticker and active flag (SPEC §1).")
+def universe(project_config: ProjectConfigResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    u = project_config.universe()
+    df = u.to_frame()
+    warehouse.get().replace_table("universe", df)
+    counts = df.groupby("tier").size().to_dict()
+    return dg.MaterializeResult(
+        metadata={"symbols": len(df), "active": int(df["active"].sum()), "by_tier": dg.MetadataValue.json(counts),
+                  "market_symbol": u.market_symbol}
+    )

@@ -1,0 +1,69 @@
+"""Gap healing (`data_gaps`) and retention."""
+
+
+import dagster as dg
+
+from resources.config import ProjectConfigResource
+from resources.market_data import MarketDataSource
+from resources.notifier import Notifier
+from resources.warehouse import WarehouseResource
+
+from ..core.config import Timeframe
+from ..ingest import utc_now
+from ..maintenance import apply_retention, heal_gaps, unhealed_alerts
+from .market_data import WAREHOUSE_POOL, _markdown_table, ohlc_asset_name
+
+
+def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="data_gaps",
+        group_name="market_data",
+        deps=[dg.AssetKey(ohlc_asset_name(tf)) for tf in timeframes],
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        description="Gaps in the stored candles, re-fetched and upserted: healed, confirmed_empty or open.",
+    )
+    def data_gaps(
+        project_config: ProjectConfigResource,
+        market_data: MarketDataSource,
+        warehouse: WarehouseResource,
+        notifier: Notifier,
+    ) -> dg.MaterializeResult:
+        cfg = project_config.load()
+        now = utc_now()
+        gaps = heal_gaps(
+            lambda s, t, a, b: market_data.fetch_bars(s, t, a, b, cfg),
+            warehouse.get(), cfg, timeframes, project_config.universe().active_symbols, now,
+        )
+        alerts = unhealed_alerts(gaps, cfg, now)
+        if len(alerts):
+            notifier.alert(f"data_gaps: {len(alerts)} unhealed gap(s) in the last 24 h: "
+                           + ", ".join(f"{r.symbol} {r.timeframe} {r.gap_start:%Y-%m-%d %H:%M}" for r in
+                                       alerts.head(10).itertuples()))
+        counts = gaps.groupby("status").size().to_dict() if len(gaps) else {}
+        return dg.MaterializeResult(
+            metadata={
+                "gaps": len(gaps),
+                "by_status": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
+                "healed_bars": int(gaps["healed_bars"].sum()) if len(gaps) else 0,
+                "unhealed_alerts": len(alerts),
+                "gaps_table": dg.MetadataValue.md(_markdown_table(gaps.drop(columns=["detected_at", "checked_at"]))),
+            }
+        )
+
+    return data_gaps
+
+
+@dg.op(pool=WAREHOUSE_POOL, description="Delete bars and decision rows older than data.retention_d.")
+def apply_retention_op(
+    context: dg.OpExecutionContext, project_config: ProjectConfigResource, warehouse: WarehouseResource
+) -> dict:
+    deleted = apply_retention(warehouse.get(), project_config.load(), utc_now())
+    context.log.info(f"retention deleted: {deleted}")
+    context.add_output_metadata({"deleted": dg.MetadataValue.json(deleted)})
+    return deleted
+
+
+@dg.job(description="Apply data.retention_d to the warehouse.", tags={"cryptotracker/kind": "maintenance"})
+def retention_job():
+    apply_retention_op()

@@ -1,0 +1,25 @@
+"""Asset-check names (constants, so UIs, tests and alerts agree) and their severities."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+# Run with every OHLC materialization (computed on the partition being stored).
+OHLC_INTEGRITY = "ohlc_integrity"  # ERROR: input rows broke an OHLC invariant and went to ohlc_rejects
+OHLC_SUSPECT_MOVES = "ohlc_suspect_moves"  # WARN: > data.health.extreme_move between consecutive bars
+OHLC_GAPS = "ohlc_gaps"  # WARN: missing bars inside the partition (SPEC §13.2 gap rule)
+# Run by data_health_job on the stored table.
+OHLC_FRESHNESS = "ohlc_freshness"  # WARN + alert: newest bar older than data.health.freshness_min
+OHLC_COMPLETENESS = "ohlc_completeness"  # WARN: stored / expected bars below data.health.min_completeness
+OHLC_AGGREGATES = "ohlc_aggregates"  # WARN: ingested 15m/1h bar differs from the aggregate of its 1m bars
+OHLC_UNIQUE_KEYS = "ohlc_unique_keys"  # ERROR: a (symbol, timestamp) stored twice
+
+SEVERITY = {
+    OHLC_INTEGRITY: dg.AssetCheckSeverity.ERROR,
+    OHLC_SUSPECT_MOVES: dg.AssetCheckSeverity.WARN,
+    OHLC_GAPS: dg.AssetCheckSeverity.WARN,
+    OHLC_FRESHNESS: dg.AssetCheckSeverity.WARN,
+    OHLC_COMPLETENESS: dg.AssetCheckSeverity.WARN,
+    OHLC_AGGREGATES: dg.AssetCheckSeverity.WARN,
+    OHLC_UNIQUE_KEYS: dg.AssetCheckSeverity.ERROR,
+}

@@ -1,0 +1,19 @@
+"""Every external system as a Dagster resource with a real and an offline implementation."""
+
+from .config import ProjectConfigResource
+from .market_data import FilesMarketData, MarketDataSource, PolygonMarketData, SyntheticMarketData
+from .notifier import LogNotifier, Notifier, SlackNotifier
+from .warehouse import BarsIOManager, WarehouseResource
+
+__all__ = [
+    "BarsIOManager",
+    "FilesMarketData",
+    "LogNotifier",
+    "MarketDataSource",
+    "Notifier",
+    "PolygonMarketData",
+    "ProjectConfigResource",
+    "SlackNotifier",
+    "SyntheticMarketData",
+    "WarehouseResource",
+]
