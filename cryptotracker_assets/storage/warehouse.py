@@ -113,11 +113,28 @@ def _to_utc_ns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 class Warehouse:
     """A DuckDB file (or ``:memory:`` for tests that need one process only)."""
 
-    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0, lock_retry_s: float = 0.1):
+    def __init__(self, path: str | Path, lock_timeout_s: float = 60.0, lock_retry_s: float = 0.1,
+                 keep_open: bool = False):
+        """``keep_open``: hold one connection for this object's lifetime (close with :meth:`close` or ``with``),
+        for a long-lived process that reads repeatedly (warm buffers); otherwise every call opens briefly so
+        other processes can take the file lock in between."""
         self.path = str(path)
         self.lock_timeout_s = lock_timeout_s
         self.lock_retry_s = lock_retry_s
+        self.keep_open = keep_open
+        self._con: duckdb.DuckDBPyConnection | None = None
         self._schema_ready = False
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- connections -------------------------------------------------------------------------------------------
 
@@ -126,6 +143,9 @@ class Warehouse:
         """A short-lived connection with UTC session time; retries while another process holds the file lock.
 
         ``read_only`` documents intent (readers never write); the schema is created on first use either way."""
+        if self._con is not None:
+            yield self._con
+            return
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
@@ -145,9 +165,15 @@ class Warehouse:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        try:
-            con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'")
+        if not self._schema_ready:
             self._ensure_schema(con)
+            self._schema_ready = True
+        if self.keep_open:
+            self._con = con
+            yield con
+            return
+        try:
             yield con
         finally:
             con.close()
@@ -163,7 +189,7 @@ class Warehouse:
     @staticmethod
     def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pd.DataFrame:
         """Run ``sql`` and return all rows as pandas (Arrow path; timestamps as ns UTC)."""
-        df = con.sql(sql, params=list(params or [])).to_arrow_table().to_pandas()
+        df = con.sql(sql, params=list(params or [])).to_arrow_table().to_pandas(coerce_temporal_nanoseconds=True)
         for c in df.columns:
             if isinstance(df[c].dtype, pd.DatetimeTZDtype) and str(df[c].dtype) != "datetime64[ns, UTC]":
                 df[c] = df[c].dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
@@ -219,7 +245,7 @@ class Warehouse:
         missing = [c for c in STORED_COLUMNS if c not in bars.columns]
         if missing:
             raise WarehouseError(f"{table}: rows to store lack column(s) {missing}")
-        df = _to_utc_ns(bars[STORED_COLUMNS].copy(), ["timestamp", "ingested_at"])
+        df = _to_utc_ns(bars[STORED_COLUMNS], ["timestamp", "ingested_at"])  # a new frame: safe to modify
         outside = (df["timestamp"] < start) | (df["timestamp"] >= end)
         if symbols is not None:
             outside |= ~df["symbol"].isin(list(symbols))

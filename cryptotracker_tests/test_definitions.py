@@ -1,0 +1,127 @@
+"""Definitions load with the expected names; schedules give the expected run requests at fixed times."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import dagster as dg
+from cryptotracker_assets.core.config import Timeframe
+from cryptotracker_assets.definitions import EnvironmentError_, build_definitions
+from cryptotracker_assets.schedules import ohlc_run_requests
+
+EXPECTED_ASSETS = {"ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d", "data_gaps", "universe", "effective_config"}
+EXPECTED_JOBS = {"main_job", "ohlc_1m_job", "ohlc_15m_job", "ohlc_1h_job", "ohlc_1d_job", "data_health_job",
+                 "gap_healing_job", "retention_job", "config_job"}
+EXPECTED_SCHEDULES = {"ohlc_1m_schedule", "ohlc_15m_schedule", "ohlc_1h_schedule", "ohlc_1d_schedule",
+                      "data_health_schedule", "gap_healing_schedule", "retention_schedule"}
+
+
+def test_definitions_expose_expected_names(tmp_env):
+    defs = build_definitions(tmp_env)
+    assets = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert EXPECTED_ASSETS <= assets
+    jobs = {j.name for j in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
+    assert EXPECTED_JOBS <= jobs
+    schedules = {s.name: s for s in defs.schedules}
+    assert set(schedules) == EXPECTED_SCHEDULES
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
+    assert schedules["ohlc_1m_schedule"].cron_schedule == "*/5 * * * *"
+    assert schedules["ohlc_1h_schedule"].cron_schedule == "5 * * * *"
+    assert schedules["ohlc_1d_schedule"].cron_schedule == "5 0 * * *"
+    assert schedules["retention_schedule"].cron_schedule == "0 10 * * *"
+    assert schedules["gap_healing_schedule"].cron_schedule == "0 1 * * *"
+    assert all(s.execution_timezone == "UTC" for s in schedules.values())
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_freshness", "ohlc_completeness",
+            "ohlc_aggregates", "ohlc_unique_keys"} <= checks
+    m1 = defs.resolve_assets_def("ohlc_1m")
+    assert m1.partitions_def is not None and m1.backfill_policy.max_partitions_per_run == 1
+    assert defs.resources["market_data"].source_name == "synthetic"
+
+
+def test_environment_switches_by_configuration_only(tmp_env):
+    assert build_definitions({**tmp_env, "POLYGON_API_KEY": "k"}).resources["market_data"].source_name == "polygon"
+    with pytest.raises(EnvironmentError_, match="CRYPTOTRACKER_FILES_DIR"):
+        build_definitions({**tmp_env, "CRYPTOTRACKER_MARKET_SOURCE": "files"})
+    with pytest.raises(EnvironmentError_, match="CRYPTOTRACKER_MARKET_SOURCE='kraken'"):
+        build_definitions({**tmp_env, "CRYPTOTRACKER_MARKET_SOURCE": "kraken"})
+    assert type(build_definitions({**tmp_env, "SLACK_BOT_TOKEN": "xoxb-1"}).resources["notifier"]).__name__ == "SlackNotifier"
+
+
+def _requests(defs, name, tick: str, instance):
+    sched = next(s for s in defs.schedules if s.name == name)
+    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=pd.Timestamp(tick).to_pydatetime(),
+                                    repository_def=defs.get_repository_def())
+    return list(sched.evaluate_tick(ctx).run_requests)
+
+
+def test_1m_schedule_nothing_stored_catches_up_two_days(tmp_env, instance):
+    defs = build_definitions(tmp_env)
+    reqs = _requests(defs, "ohlc_1m_schedule", "2026-06-10T12:05:00+00:00", instance)
+    # nothing materialized → max_catchup_d = 2 → days 06-08 (12:05 − 2 d is on 06-08), 06-09, 06-10, full runs
+    assert [r.partition_key for r in reqs] == ["2026-06-08", "2026-06-09", "2026-06-10"]
+    assert all(r.run_config["ops"]["ohlc_1m"]["config"]["incremental"] is False for r in reqs)
+    assert reqs[-1].run_config["ops"]["ohlc_1m"]["config"]["as_of"] == "2026-06-10T12:05:00+00:00"
+    assert reqs[-1].run_key == "ohlc_1m:2026-06-10:20260610T1205"
+
+
+def test_1m_schedule_incremental_and_midnight_overlap(cfg):
+    done = {"2026-06-08", "2026-06-09", "2026-06-10"}
+    reqs = ohlc_run_requests(Timeframe.M1, cfg, pd.Timestamp("2026-06-10T12:05Z"), done)
+    assert [(r.partition_key, r.run_config["ops"]["ohlc_1m"]["config"]["incremental"]) for r in reqs] == [
+        ("2026-06-10", True)]
+    # 00:05 with a 10-minute overlap reaches back into yesterday
+    reqs = ohlc_run_requests(Timeframe.M1, cfg, pd.Timestamp("2026-06-11T00:05Z"), done)
+    assert [(r.partition_key, r.run_config["ops"]["ohlc_1m"]["config"]["incremental"]) for r in reqs] == [
+        ("2026-06-10", True), ("2026-06-11", False)]
+    # the run key never repeats for another tick
+    again = ohlc_run_requests(Timeframe.M1, cfg, pd.Timestamp("2026-06-11T00:10Z"), done | {"2026-06-11"})
+    assert {r.run_key for r in again}.isdisjoint({r.run_key for r in reqs})
+
+
+def test_1d_schedule_overlap_two_days(cfg):
+    done = {f"2026-06-{d:02d}" for d in range(1, 11)}
+    reqs = ohlc_run_requests(Timeframe.D1, cfg, pd.Timestamp("2026-06-11T00:05Z"), done)
+    # 2880 min overlap: the days overlapping [06-09 00:05, 06-11 00:05)
+    assert [r.partition_key for r in reqs] == ["2026-06-09", "2026-06-10", "2026-06-11"]
+
+
+def test_schedules_see_materialized_partitions(tmp_env, instance):
+    defs = build_definitions(tmp_env)
+    job = defs.resolve_job_def("ohlc_1h_job")
+    for day in ("2026-06-09", "2026-06-10"):
+        assert job.execute_in_process(partition_key=day, instance=instance,
+                                      run_config={"ops": {"ohlc_1h": {"config": {"symbols": ["BTC"]}}}}).success
+    reqs = _requests(defs, "ohlc_1h_schedule", "2026-06-10T13:05:00+00:00", instance)
+    # 1h catch-up is 7 days: the 5 days never materialized get full runs; today is incremental
+    modes = {r.partition_key: r.run_config["ops"]["ohlc_1h"]["config"]["incremental"] for r in reqs}
+    assert modes == {"2026-06-03": False, "2026-06-04": False, "2026-06-05": False, "2026-06-06": False,
+                     "2026-06-07": False, "2026-06-08": False, "2026-06-10": True}
+
+
+def test_core_never_imports_dagster():
+    core = Path(__file__).resolve().parent.parent / "cryptotracker_assets" / "core"
+    for path in core.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n.split(".")[0].startswith("dagster") for n in names), f"{path.name} imports {names}"
+
+
+def test_importing_core_loads_no_dagster():
+    import subprocess
+
+    code = ("import sys, cryptotracker_assets.core.config, cryptotracker_assets.core.ohlc, "
+            "cryptotracker_assets.core.synthetic, cryptotracker_assets.core.universe, cryptotracker_assets.storage.warehouse;"
+            "print(any(m.startswith('dagster') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
