@@ -1,0 +1,1 @@
+"""Sensor factories (``make_*_sensor(job)``): new bars → downstream jobs, run failure → Slack, freshness."""
