@@ -35,7 +35,14 @@ test: $(BIN)/.installed
 ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-bench: $(BIN)/.installed
+# vectorbt is a bench-only reference (its own venv: it pins other numpy/pandas versions than the project).
+$(VENV)-bench/bin/.installed: benchmarks/requirements-vectorbt.txt
+	$(PYTHON) -m venv $(VENV)-bench
+	$(VENV)-bench/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)-bench/bin/python -m pip install --quiet -r benchmarks/requirements-vectorbt.txt
+	touch $@
+
+bench: $(BIN)/.installed $(VENV)-bench/bin/.installed
 	$(BIN)/python -m benchmarks
 
 config-check: $(BIN)/.installed

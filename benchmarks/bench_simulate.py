@@ -59,7 +59,10 @@ def make_workload(path: Path) -> dict:
     sym = rng.integers(0, N_SYMBOLS, N_ENTRIES)
     bar = rng.integers(0, N_BARS - 60, N_ENTRIES)
     strategies = np.where(rng.random(N_ENTRIES) < 0.5, "SWING", "DCA")
-    cols = {k: np.empty(N_ENTRIES) for k in ("take_profit", "stop_loss", "trailing", "trail_activation", "max_hold_minutes", "fee", "slippage")}
+    cols = {
+        k: np.empty(N_ENTRIES)
+        for k in ("take_profit", "stop_loss", "trailing", "trail_activation", "max_hold_minutes", "fee", "slippage")
+    }
     for i in range(N_ENTRIES):
         tier = tiers[sym[i]]
         rule = ExitRule.from_config(cfg, Strategy(strategies[i]), tier)
@@ -110,7 +113,18 @@ def _child_ours(path: str, spawned: float) -> dict:
             "symbol": np.array(names)[w["entry_symbol"]],
             "entry_time": stamps[w["entry_bar"]],
             "size_usd": 100.0,
-            **{k: w[k] for k in ("take_profit", "stop_loss", "trailing", "trail_activation", "max_hold_minutes", "fee", "slippage")},
+            **{
+                k: w[k]
+                for k in (
+                    "take_profit",
+                    "stop_loss",
+                    "trailing",
+                    "trail_activation",
+                    "max_hold_minutes",
+                    "fee",
+                    "slippage",
+                )
+            },
         }
     )
     build_s = time.perf_counter() - t
@@ -217,7 +231,9 @@ def _spawn(python: str, side: str, path: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(path.parent / f"numba_cache_{side}")}
     spawned = time.time()
     t = time.perf_counter()
-    script = [python, str(Path(__file__).resolve())] if side == "vectorbt" else [python, "-m", "benchmarks.bench_simulate"]
+    script = (
+        [python, str(Path(__file__).resolve())] if side == "vectorbt" else [python, "-m", "benchmarks.bench_simulate"]
+    )
     proc = subprocess.run(
         [*script, "--child", side, str(path), repr(spawned)], cwd=ROOT, env=env, capture_output=True, text=True
     )
@@ -244,23 +260,38 @@ def main() -> None:
         path = Path(tmp) / "workload.npz"
         t = time.perf_counter()
         desc = make_workload(path)
-        print(f"  generated in {time.perf_counter() - t:.1f} s (seed {SEED}; {desc['strategies']}; tiers {desc['tiers']})")
+        print(
+            f"  generated in {time.perf_counter() - t:.1f} s (seed {SEED}; {desc['strategies']}; tiers {desc['tiers']})"
+        )
         ours = _spawn(sys.executable, "ours", path)
         best_df, best_arr = min(ours["warm_df_s"]), min(ours["warm_arrays_s"])
         print("cryptotracker simulate_exits (numpy, no JIT):")
-        print(f"  cold (fresh process: start + imports {ours['import_s']:.2f} s + first call {ours['first_s']:.3f} s) = {ours['cold_s']:.2f} s")
+        print(
+            f"  cold (fresh process: start + imports {ours['import_s']:.2f} s"
+            f" + first call {ours['first_s']:.3f} s) = {ours['cold_s']:.2f} s"
+        )
         print(f"  warm, from the long DataFrame (layout + simulation): {best_df:.3f} s (best of {REPEATS})")
-        print(f"  warm, from prepared BarArrays (simulation only):     {best_arr:.3f} s (layout alone {ours['layout_s']:.3f} s)")
+        print(
+            f"  warm, from prepared BarArrays (simulation only):     {best_arr:.3f} s"
+            f" (layout alone {ours['layout_s']:.3f} s)"
+        )
         print(f"  {ours['trades']:,} trades, {ours['bars_held']:,.0f} bars held in total; reasons {ours['reasons']}")
         if not BENCH_PYTHON.exists():
-            print(f"vectorbt: bench venv missing ({BENCH_VENV}); no ratio. Create it with:\n{bench_venv_instructions()}")
+            print(
+                f"vectorbt: bench venv missing ({BENCH_VENV}); no ratio. Create it with:\n{bench_venv_instructions()}"
+            )
             return
         vbt = _spawn(str(BENCH_PYTHON), "vectorbt", path)
         vwarm = min(vbt["warm_s"])
         compile_s = vbt["first_s"] - vwarm
         print(f"vectorbt {vbt['version']} Portfolio.from_signals (sl_stop/tp_stop, entry at open, per-entry stops):")
-        print(f"  cold (fresh process: start + imports {vbt['import_s']:.2f} s + first call {vbt['first_s']:.2f} s) = {vbt['cold_s']:.2f} s")
-        print(f"  warm: {vwarm:.3f} s (best of {REPEATS}); first-call JIT compile ≈ {compile_s:.1f} s (empty numba cache)")
+        print(
+            f"  cold (fresh process: start + imports {vbt['import_s']:.2f} s"
+            f" + first call {vbt['first_s']:.2f} s) = {vbt['cold_s']:.2f} s"
+        )
+        print(
+            f"  warm: {vwarm:.3f} s (best of {REPEATS}); first-call JIT compile ≈ {compile_s:.1f} s (empty numba cache)"
+        )
         print(f"  {vbt['trades']:,} trades (one position per symbol at a time: overlapping entries are ignored)")
         print("ratio (vectorbt / cryptotracker; > 1 = we are faster):")
         print(f"  warm, DataFrame end to end: {vwarm / best_df:.2f}×   warm, simulation only: {vwarm / best_arr:.2f}×")

@@ -139,13 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warehouse", help="DuckDB file (default: $CRYPTOTRACKER_WAREHOUSE)")
     p.set_defaults(func=cmd_status)
 
-    try:
-        from .simulate_cli import add_simulate_parser, run_simulate
+    from .simulate_cli import add_simulate_parser
 
-        add_simulate_parser(sub)
-        sub.choices["simulate"].set_defaults(func=run_simulate)
-    except ImportError:  # pragma: no cover - the simulator module is part of the package
-        pass
+    add_simulate_parser(sub)
     return parser
 
 

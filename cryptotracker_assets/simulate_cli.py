@@ -48,7 +48,9 @@ def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="simulate the exits of entries over bars (SPEC §5/§6) and write one row per trade",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--bars", required=True, help="bars file, .parquet or .csv: symbol, timestamp, open, high, low, close, volume")
+    p.add_argument(
+        "--bars", required=True, help="bars file, .parquet or .csv: symbol, timestamp, open, high, low, close, volume"
+    )
     p.add_argument("--entries", required=True, help="entries .csv (rates are fractions; 0 disables an exit)")
     p.add_argument("--out", required=True, help="trades .csv to write (replaced atomically; untouched on bad input)")
     p.add_argument(
@@ -106,7 +108,10 @@ def _utc_column(df, column: str, table: str) -> None:
     if not utc.all():
         r = int((~utc).argmax())
         raise SimulationInputError(
-            f"time {text.iloc[r]!r} is not UTC (needs a 'Z' or '+00:00' suffix)", column=column, row=r + 1, table=table
+            f"time {text.iloc[r]!r} is not an ISO-8601 UTC time (needs a 'Z' or '+00:00' suffix)",
+            column=column,
+            row=r + 1,
+            table=table,
         )
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     bad = parsed.isna().to_numpy()
@@ -117,7 +122,11 @@ def _utc_column(df, column: str, table: str) -> None:
 
 
 def _iso(times) -> Any:
-    fmt = "%Y-%m-%dT%H:%M:%SZ" if (times.dt.microsecond == 0).all() and (times.dt.nanosecond == 0).all() else "%Y-%m-%dT%H:%M:%S.%fZ"
+    fmt = (
+        "%Y-%m-%dT%H:%M:%SZ"
+        if (times.dt.microsecond == 0).all() and (times.dt.nanosecond == 0).all()
+        else "%Y-%m-%dT%H:%M:%S.%fZ"
+    )
     return times.dt.strftime(fmt)
 
 

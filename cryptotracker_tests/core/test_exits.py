@@ -92,7 +92,9 @@ def run(engine: str, bars: pd.DataFrame, entries: list[dict], bar_minutes: float
             continue
         rows = list(sb.itertuples(index=False))
         rule = ExitRule(e["take_profit"], e["stop_loss"], e["trailing"], e["trail_activation"], e["max_hold_minutes"])
-        st = PositionState.open(rows[0].timestamp, rows[0].open, e["size_usd"], rule, e["fee"], e["slippage"], bar_minutes)
+        st = PositionState.open(
+            rows[0].timestamp, rows[0].open, e["size_usd"], rule, e["fee"], e["slippage"], bar_minutes
+        )
         ev = None
         for r in rows:
             ev = step(st, Bar(r.timestamp, r.open, r.high, r.low, r.close))
@@ -317,8 +319,17 @@ class TestGolden:
         a = 100.0 * (1 + slip)
         tp = a * (1 + rule.take_profit)
         bars = make_bars([(0, 100, 101, 99.5, 100.5), (1, 100.5, tp, 100, 104)])
-        tr = one(engine, bars, take_profit=rule.take_profit, stop_loss=rule.stop_loss, trailing=rule.trailing,
-                 trail_activation=rule.trail_activation, max_hold_minutes=rule.max_hold_minutes, fee=fee, slippage=slip)
+        tr = one(
+            engine,
+            bars,
+            take_profit=rule.take_profit,
+            stop_loss=rule.stop_loss,
+            trailing=rule.trailing,
+            trail_activation=rule.trail_activation,
+            max_hold_minutes=rule.max_hold_minutes,
+            fee=fee,
+            slippage=slip,
+        )
         qty = 1000.0 / a
         xf = tp * (1 - slip)
         assert (tr["exit_reason"], tr["exit_time"], tr["entry_price"]) == ("take_profit", t(1), a)
@@ -329,16 +340,29 @@ class TestGolden:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_entry_at_first_bar_at_or_after_entry_time(engine):
     bars = make_bars([(0, *FLAT), (5, 80, 81, 79, 80), (6, 80, 81, 79, 81)])
-    trades = run(engine, bars, [make_entry(entry_id="a", entry_time=t(0.5)), make_entry(entry_id="b", entry_time=t(5)),
-                                make_entry(entry_id="late", entry_time=t(6.01))])
-    assert [(x["entry_id"], x["entry_time"], x["entry_price"]) for x in trades] == [("a", t(5), 80.0), ("b", t(5), 80.0)]
+    trades = run(
+        engine,
+        bars,
+        [
+            make_entry(entry_id="a", entry_time=t(0.5)),
+            make_entry(entry_id="b", entry_time=t(5)),
+            make_entry(entry_id="late", entry_time=t(6.01)),
+        ],
+    )
+    assert [(x["entry_id"], x["entry_time"], x["entry_price"]) for x in trades] == [
+        ("a", t(5), 80.0),
+        ("b", t(5), 80.0),
+    ]
     assert all(x["exit_reason"] == "end_of_data" and x["exit_time"] == t(6) for x in trades)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_symbols_do_not_leak(engine):
     bars = pd.concat(
-        [make_bars([(0, *FLAT), (1, 64, 65, 63, 64.5)], "X"), make_bars([(0, 10, 11, 9, 10), (1, 10, 11, 1, 2), (9, 3, 3, 3, 3)], "Y")]
+        [
+            make_bars([(0, *FLAT), (1, 64, 65, 63, 64.5)], "X"),
+            make_bars([(0, 10, 11, 9, 10), (1, 10, 11, 1, 2), (9, 3, 3, 3, 3)], "Y"),
+        ]
     ).sample(frac=1.0, random_state=1)  # unsorted input
     trades = run(engine, bars, [make_entry(entry_id="x", symbol="X", **STATIC), make_entry(entry_id="y", symbol="Y")])
     x, y = trades
@@ -351,7 +375,9 @@ def test_long_path_crosses_many_blocks(block):
     # 300 flat bars, then a touch of the stop: exercises coarse skipping and the exact high-water carry.
     rows = [(i, 64, 65 + (i == 100) * 7, 63, 64) for i in range(300)] + [(300, 64, 64, 62, 63)]
     bars = make_bars(rows)
-    tr = simulate_exits(bars, pd.DataFrame([make_entry(stop_loss=0.25, trailing=0.125, trail_activation=0.125)]), 1, block=block)
+    tr = simulate_exits(
+        bars, pd.DataFrame([make_entry(stop_loss=0.25, trailing=0.125, trail_activation=0.125)]), 1, block=block
+    )
     # H = 72 after bar 100 (activation 72 reached) → L = 63; bar 101 low 63 ≤ 63 fires at 63.
     r = tr.iloc[0]
     assert (r.exit_reason, r.exit_time, r.exit_price) == ("trailing_stop", t(101), 63.0)
@@ -368,8 +394,19 @@ def test_modal_bar_length_is_the_default():
 def test_output_columns_and_types():
     bars = make_bars([(0, *FLAT), (1, 66, 80, 65, 79)])
     tr = simulate_exits(bars, pd.DataFrame([make_entry(**STATIC)]), 1)
-    assert list(tr.columns) == ["entry_id", "symbol", "entry_time", "entry_price", "exit_time", "exit_price", "exit_reason",
-                                "quantity", "fees_usd", "pnl_usd", "pnl_ratio"]
+    assert list(tr.columns) == [
+        "entry_id",
+        "symbol",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "exit_reason",
+        "quantity",
+        "fees_usd",
+        "pnl_usd",
+        "pnl_ratio",
+    ]
     assert str(tr["entry_time"].dt.tz) == "UTC" and str(tr["exit_time"].dt.tz) == "UTC"
 
 
@@ -414,8 +451,16 @@ def test_cost_functions():
 
 def test_exit_reason_enum_is_complete_and_strict():
     assert [r.value for r in ExitReason] == [
-        "stop_loss", "trailing_stop", "take_profit", "time_exit", "strategy_shift_big_loss",
-        "strategy_shift_moderate_loss", "strategy_shift_flat", "strategy_shift_stale_win", "manual", "end_of_data",
+        "stop_loss",
+        "trailing_stop",
+        "take_profit",
+        "time_exit",
+        "strategy_shift_big_loss",
+        "strategy_shift_moderate_loss",
+        "strategy_shift_flat",
+        "strategy_shift_stale_win",
+        "manual",
+        "end_of_data",
     ]
     assert ExitReason.parse("manual") is ExitReason.MANUAL
     with pytest.raises(ValueError, match="unknown exit_reason"):

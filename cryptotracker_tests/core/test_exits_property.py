@@ -14,7 +14,15 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cryptotracker_assets.core.exits import Bar, ExitReason, ExitRule, PositionState, close_position, simulate_exits, step
+from cryptotracker_assets.core.exits import (
+    Bar,
+    ExitReason,
+    ExitRule,
+    PositionState,
+    close_position,
+    simulate_exits,
+    step,
+)
 
 T0 = pd.Timestamp("2024-03-01T00:00:00Z")
 REL = 1e-12
@@ -67,8 +75,16 @@ def reference(bars: list[tuple], e: dict, bar_len: pd.Timedelta) -> dict | None:
     sell = raw * (1 - slip)
     fees = size * fee + qty * sell * fee
     pnl = qty * sell - size - fees
-    return dict(entry_time=start_time, entry_price=avg, exit_time=when, exit_price=sell, exit_reason=reason,
-                quantity=qty, fees_usd=fees, pnl_usd=pnl)
+    return dict(
+        entry_time=start_time,
+        entry_price=avg,
+        exit_time=when,
+        exit_price=sell,
+        exit_reason=reason,
+        quantity=qty,
+        fees_usd=fees,
+        pnl_usd=pnl,
+    )
 
 
 @st.composite
@@ -173,7 +189,11 @@ def test_batch_and_stepper_match_the_simple_loop(case, block):
             assert e["entry_id"] not in got
             continue
         g = got[e["entry_id"]]
-        assert (g["exit_reason"], g["entry_time"], g["exit_time"]) == (want["exit_reason"], want["entry_time"], want["exit_time"]), e
+        assert (g["exit_reason"], g["entry_time"], g["exit_time"]) == (
+            want["exit_reason"],
+            want["entry_time"],
+            want["exit_time"],
+        ), e
         for col in ("entry_price", "exit_price", "quantity"):
             assert close_rel(g[col], want[col], 0.0), (col, e)
         for col in ("fees_usd", "pnl_usd"):
@@ -182,7 +202,11 @@ def test_batch_and_stepper_match_the_simple_loop(case, block):
         ev = run_stepper(by_symbol[e["symbol"]], e, bar_minutes)
         assert (ev.reason.value, ev.time) == (g["exit_reason"], g["exit_time"])
         assert (ev.fill_price, ev.quantity, ev.fees_usd, ev.pnl_usd, ev.pnl_ratio) == (
-            g["exit_price"], g["quantity"], g["fees_usd"], g["pnl_usd"], g["pnl_ratio"]
+            g["exit_price"],
+            g["quantity"],
+            g["fees_usd"],
+            g["pnl_usd"],
+            g["pnl_ratio"],
         )
 
 
@@ -197,8 +221,10 @@ def test_long_random_walk_matches_the_simple_loop():
         opens = np.r_[100.0, close[:-1]] * np.where(rng.random(n) < 0.01, np.exp(rng.normal(0, 10 * sigma, n)), 1.0)
         high = np.maximum(opens, close) * np.exp(np.abs(rng.normal(0, sigma, n)))
         low = np.minimum(opens, close) * np.exp(-np.abs(rng.normal(0, sigma, n)))
-        rows = [(T0 + pd.Timedelta(minutes=int(m)), float(o), float(h), float(lo), float(c))
-                for m, o, h, lo, c in zip(minutes, opens, high, low, close)]
+        rows = [
+            (T0 + pd.Timedelta(minutes=int(m)), float(o), float(h), float(lo), float(c))
+            for m, o, h, lo, c in zip(minutes, opens, high, low, close, strict=True)
+        ]
         series.append({"symbol": sym, "rows": rows})
     entries = []
     for i in range(240):
