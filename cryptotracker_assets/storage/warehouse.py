@@ -222,6 +222,86 @@ class Warehouse:
                 raise
         return len(df)
 
+    def replace_slice(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        time_column: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        symbols: Sequence[str] | None = None,
+    ) -> SliceWrite:
+        """Replace rows of ``table`` with ``time_column`` in [start, end) (× ``symbols`` if given) by ``df``, in
+        ONE transaction, by column name. The table is created from ``df``'s schema on first write; a frame whose
+        columns differ from the table's is an error naming them (no silent column drift)."""
+        _check_ident(table)
+        _check_ident(time_column)
+        df = _to_utc_ns(df.copy(), [c for c in df.columns])
+        if len(df):
+            outside = (df[time_column] < start) | (df[time_column] >= end)
+            if symbols is not None:
+                outside |= ~df["symbol"].isin(list(symbols))
+            if outside.any():
+                raise WarehouseError(f"{table}: {int(outside.sum())} row(s) outside the slice [{start}, {end})")
+        where = f"{time_column} >= ? AND {time_column} < ?"
+        params: list = [start.to_pydatetime(), end.to_pydatetime()]
+        if symbols is not None:
+            where += " AND list_contains(?, symbol)"
+            params.append(list(symbols))
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.register("_incoming", df)
+                if not self.table_exists(con, table):
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming LIMIT 0")
+                cols = [r[0] for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+                    [table]).fetchall()]
+                if set(cols) != set(df.columns):
+                    raise WarehouseError(
+                        f"{table}: columns differ from the stored table (missing {sorted(set(cols) - set(df.columns))}, "
+                        f"new {sorted(set(df.columns) - set(cols))})"
+                    )
+                deleted = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchall()[0][0]
+                con.execute(f"DELETE FROM {table} WHERE {where}", params)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("_incoming")
+        return SliceWrite(table=table, deleted=int(deleted), inserted=len(df), unchanged=0)
+
+    def read_slice(
+        self,
+        table: str,
+        time_column: str,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        symbols: Sequence[str] | None = None,
+        order_by: Sequence[str] = ("symbol",),
+    ) -> pd.DataFrame | None:
+        """All rows of ``table`` with ``time_column`` in [start, end), ordered by ``order_by`` then time; None
+        when the table does not exist yet."""
+        _check_ident(table)
+        _check_ident(time_column)
+        where, params = ["TRUE"], []
+        if start is not None:
+            where.append(f"{time_column} >= ?")
+            params.append(pd.Timestamp(start).to_pydatetime())
+        if end is not None:
+            where.append(f"{time_column} < ?")
+            params.append(pd.Timestamp(end).to_pydatetime())
+        if symbols is not None:
+            where.append("list_contains(?, symbol)")
+            params.append(list(symbols))
+        order = ", ".join([*(_check_ident(c) for c in order_by), time_column])
+        with self.connect(read_only=True) as con:
+            if not self.table_exists(con, table):
+                return None
+            return self.query_df(con, f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {order}", params)
+
     # --- bars --------------------------------------------------------------------------------------------------
 
     def replace_bars(

@@ -117,3 +117,21 @@ def test_naive_timestamps_never_stored(wh):
     df["timestamp"] = df["timestamp"].dt.tz_localize(None)
     with pytest.raises(WarehouseError, match="naive"):
         wh.replace_bars("1m", df, D1, D1 + DAY, ["BTC", "ETH"])
+
+
+def test_generic_slice_replace_creates_checks_columns_and_is_atomic(wh):
+    def rows(day, value):
+        return pd.DataFrame({"symbol": ["BTC", "ETH"], "timestamp": [day, day + pd.Timedelta(minutes=15)],
+                             "rsi_14": [value, value + 1]}).astype({"timestamp": "datetime64[ns, UTC]"})
+
+    wh.replace_slice("features_test", rows(D1, 50.0), "timestamp", D1, D1 + DAY)
+    wh.replace_slice("features_test", rows(D1 + DAY, 60.0), "timestamp", D1 + DAY, D1 + 2 * DAY)
+    res = wh.replace_slice("features_test", rows(D1, 70.0), "timestamp", D1, D1 + DAY)
+    got = wh.read_slice("features_test", "timestamp", order_by=())
+    assert res.deleted == 2 and got["rsi_14"].tolist() == [70.0, 71.0, 60.0, 61.0]
+    with pytest.raises(WarehouseError, match=r"columns differ .*new \['macd'\]"):
+        wh.replace_slice("features_test", rows(D1, 1.0).assign(macd=1.0), "timestamp", D1, D1 + DAY)
+    with pytest.raises(WarehouseError, match="outside the slice"):
+        wh.replace_slice("features_test", rows(D1 + DAY, 1.0), "timestamp", D1, D1 + DAY)
+    assert wh.read_slice("features_test", "timestamp", order_by=())["rsi_14"].tolist() == [70.0, 71.0, 60.0, 61.0]
+    assert wh.read_slice("missing_table", "timestamp") is None
