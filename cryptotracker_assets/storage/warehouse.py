@@ -88,6 +88,23 @@ def _check_ident(name: str) -> str:
     return name
 
 
+def slice_where(
+    time_column: str, start: pd.Timestamp | None, end: pd.Timestamp | None, symbols: Sequence[str] | None = None
+) -> tuple[str, list]:
+    """SQL condition + parameters for ``time_column`` in [start, end) (either bound optional) × ``symbols``."""
+    where, params = ["TRUE"], []
+    if start is not None:
+        where.append(f"{time_column} >= ?")
+        params.append(pd.Timestamp(start).to_pydatetime())
+    if end is not None:
+        where.append(f"{time_column} < ?")
+        params.append(pd.Timestamp(end).to_pydatetime())
+    if symbols is not None:
+        where.append("list_contains(?, symbol)")
+        params.append(list(symbols))
+    return " AND ".join(where), params
+
+
 @dataclass(frozen=True)
 class SliceWrite:
     """What a slice replacement did."""
@@ -243,11 +260,7 @@ class Warehouse:
                 outside |= ~df["symbol"].isin(list(symbols))
             if outside.any():
                 raise WarehouseError(f"{table}: {int(outside.sum())} row(s) outside the slice [{start}, {end})")
-        where = f"{time_column} >= ? AND {time_column} < ?"
-        params: list = [start.to_pydatetime(), end.to_pydatetime()]
-        if symbols is not None:
-            where += " AND list_contains(?, symbol)"
-            params.append(list(symbols))
+        where, params = slice_where(time_column, start, end, symbols)
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -286,21 +299,12 @@ class Warehouse:
         when the table does not exist yet."""
         _check_ident(table)
         _check_ident(time_column)
-        where, params = ["TRUE"], []
-        if start is not None:
-            where.append(f"{time_column} >= ?")
-            params.append(pd.Timestamp(start).to_pydatetime())
-        if end is not None:
-            where.append(f"{time_column} < ?")
-            params.append(pd.Timestamp(end).to_pydatetime())
-        if symbols is not None:
-            where.append("list_contains(?, symbol)")
-            params.append(list(symbols))
+        where, params = slice_where(time_column, start, end, symbols)
         order = ", ".join([*(_check_ident(c) for c in order_by), time_column])
         with self.connect(read_only=True) as con:
             if not self.table_exists(con, table):
                 return None
-            return self.query_df(con, f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {order}", params)
+            return self.query_df(con, f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", params)
 
     # --- bars --------------------------------------------------------------------------------------------------
 
@@ -335,11 +339,7 @@ class Warehouse:
                 f"{table}: row {row['symbol']} {row['timestamp']} is outside the slice [{start}, {end})"
                 + (f" × {list(symbols)}" if symbols is not None else "")
             )
-        where = "timestamp >= ? AND timestamp < ?"
-        params: list = [start.to_pydatetime(), end.to_pydatetime()]
-        if symbols is not None:
-            where += " AND list_contains(?, symbol)"
-            params.append(list(symbols))
+        where, params = slice_where("timestamp", start, end, symbols)
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -449,17 +449,8 @@ class Warehouse:
     ) -> pd.DataFrame:
         """All stored bars of ``timeframe`` with open time in [start, end), ordered by (symbol, timestamp)."""
         table = ohlc_table(timeframe)
-        where, params = ["TRUE"], []
-        if start is not None:
-            where.append("timestamp >= ?")
-            params.append(pd.Timestamp(start).to_pydatetime())
-        if end is not None:
-            where.append("timestamp < ?")
-            params.append(pd.Timestamp(end).to_pydatetime())
-        if symbols is not None:
-            where.append("list_contains(?, symbol)")
-            params.append(list(symbols))
-        sql = f"SELECT {', '.join(STORED_COLUMNS)} FROM {table} WHERE {' AND '.join(where)} ORDER BY symbol, timestamp"
+        where, params = slice_where("timestamp", start, end, symbols)
+        sql = f"SELECT {', '.join(STORED_COLUMNS)} FROM {table} WHERE {where} ORDER BY symbol, timestamp"
         if con is not None:
             return self.query_df(con, sql, params)
         with self.connect(read_only=True) as c:
