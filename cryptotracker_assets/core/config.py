@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 
 MINUTES_PER_DAY = 24 * 60
+# SPEC §0.3: trade_group_id = {STRATEGY}_{SYMBOL}_{yymmddHHMMSS}_{xxxx}, at most 36 characters.
+TRADE_GROUP_ID_MAX_LEN = 36
 
 
 class ConfigError(ValueError):
@@ -877,6 +879,11 @@ def validate_rules(cfg: Config) -> list[str]:
             if s in seen:
                 errors.append(f"`universe.{tier_name}`: {s} is also in universe.{seen[s]} (tier lists must be disjoint)")
             seen[s] = tier_name
+    id_room = TRADE_GROUP_ID_MAX_LEN - max(len(st.value) for st in Strategy) - len("__yymmddHHMMSS_xxxx")
+    for s, tier_name in seen.items():
+        if len(s) > id_room:
+            errors.append(f"`universe.{tier_name}`: symbol {s} is longer than {id_room} characters "
+                          f"(trade_group_id is at most {TRADE_GROUP_ID_MAX_LEN}, SPEC §0.3)")
     for s in u.inactive:
         if s not in seen:
             errors.append(f"`universe.inactive`: {s} is not in any tier list")

@@ -102,6 +102,7 @@ def test_merge_rejects_unknown_and_replaces_lists():
         (lambda d: d["exits"]["swing"]["large_cap"].update(stop_loss=0.11), "exits.swing.large_cap.stop_loss"),
         (lambda d: d["ml"]["targets"].update(sl_floor=0.005), "ml.targets.sl_floor"),
         (lambda d: d["features"]["ml"]["windows_min"].update(bb=310), "features.ml.windows_min.bb"),
+        (lambda d: d["universe"]["memecoin"].append("SUPERLONGCOIN"), "universe.memecoin"),
         (lambda d: d["shadow"]["variations"]["quick_exits"].update(max_hold_h=96),
          "shadow.variations.quick_exits.max_hold_h"),
     ],
