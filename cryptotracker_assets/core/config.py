@@ -879,11 +879,14 @@ def validate_rules(cfg: Config) -> list[str]:
             if s in seen:
                 errors.append(f"`universe.{tier_name}`: {s} is also in universe.{seen[s]} (tier lists must be disjoint)")
             seen[s] = tier_name
-    id_room = TRADE_GROUP_ID_MAX_LEN - max(len(st.value) for st in Strategy) - len("__yymmddHHMMSS_xxxx")
-    for s, tier_name in seen.items():
-        if len(s) > id_room:
-            errors.append(f"`universe.{tier_name}`: symbol {s} is longer than {id_room} characters "
-                          f"(trade_group_id is at most {TRADE_GROUP_ID_MAX_LEN}, SPEC §0.3)")
+    enabled = [st for st in Strategy if getattr(cfg.strategies, st.key).enabled]
+    if enabled:
+        longest = max(enabled, key=lambda st: len(st.value))
+        id_room = TRADE_GROUP_ID_MAX_LEN - len(longest.value) - len("__yymmddHHMMSS_xxxx")
+        for s, tier_name in seen.items():
+            if len(s) > id_room:
+                errors.append(f"`universe.{tier_name}`: symbol {s} is longer than {id_room} characters: its "
+                              f"{longest.value} trade_group_id would exceed {TRADE_GROUP_ID_MAX_LEN} (SPEC §0.3)")
     for s in u.inactive:
         if s not in seen:
             errors.append(f"`universe.inactive`: {s} is not in any tier list")
