@@ -12,17 +12,25 @@ from pathlib import Path
 import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Daily-partitioned tables below the candles, in flow order (the rows column counts rows, not bars).
+DERIVED_TABLES = ("features_15m", "features_scan", "features_daily", "market_regime")
 
 
 def _print_table(df: pd.DataFrame) -> None:
     if df.empty:
         print("(nothing stored)")
         return
-    shown = df.copy()
+    shown = df.rename(columns={"bars": "rows", "first_bar": "first", "last_bar": "last"})
+    cells = {}
     for c in shown.columns:
-        if isinstance(shown[c].dtype, pd.DatetimeTZDtype):
-            shown[c] = shown[c].dt.strftime("%Y-%m-%d %H:%M")
-    print(shown.to_string(index=False))
+        col = shown[c]
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            cells[c] = col.dt.strftime("%Y-%m-%d %H:%M").fillna("")
+        elif c != "table":
+            cells[c] = col.map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+        else:
+            cells[c] = col
+    print(pd.DataFrame(cells).to_string(index=False))
 
 
 def _ensure_dagster_home() -> Path:
@@ -99,7 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     wh = Warehouse(warehouse_path_from_env(os.environ))
     print(f"\nmain_job run {result.run_id} succeeded. Stored in {wh.path}:\n")
-    _print_table(wh.summary())
+    _print_table(wh.summary(derived=DERIVED_TABLES))
     rejects = wh.read_rejects()
     if len(rejects):
         print(f"\n{len(rejects)} rejected input row(s) in table ohlc_rejects")
@@ -115,7 +123,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     wh = Warehouse(args.warehouse or warehouse_path_from_env(os.environ))
     print(f"warehouse: {wh.path}")
-    _print_table(wh.summary())
+    _print_table(wh.summary(derived=DERIVED_TABLES))
     return 0
 
 

@@ -12,14 +12,22 @@ Environment (all optional — with none set everything runs on the synthetic sou
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+# Backfill policies, pandera types and nonexistent-partition mappings are marked beta in Dagster; the warnings
+# would repeat at every load of the code location.
+warnings.filterwarnings("ignore", message=r".*is currently in beta.*")
+
 import dagster as dg
+
+from sensors.new_bars import make_new_bars_sensor
 
 from resources import (
     BarsIOManager,
     FilesMarketData,
+    TableIOManager,
     LogNotifier,
     PolygonMarketData,
     ProjectConfigResource,
@@ -29,11 +37,13 @@ from resources import (
 )
 
 from .assets.config import effective_config, universe
+from .assets.features import build_feature_assets
 from .assets.maintenance import build_data_gaps_asset, retention_job
 from .assets.market_data import STANDARD_TIMEFRAMES, build_health_checks, build_ohlc_asset
 from .core.config import Config, Timeframe, load_config
-from .jobs import build_data_health_job, build_main_job, build_ohlc_job, config_job, gap_healing_job
+from .jobs import build_data_health_job, build_main_job, build_ohlc_job, config_job, features_job, gap_healing_job
 from .schedules import build_maintenance_schedules, build_ohlc_schedule
+from .assets.market_data import ohlc_asset_name
 
 # How many daily partitions one backfill run covers, per timeframe (batching, not a trading rule): 1m runs one
 # day per run so a 30-day backfill shows per-day progress; coarse timeframes batch many small days.
@@ -99,7 +109,8 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         notifier = LogNotifier()
 
     return dg.Definitions(
-        assets=[*ohlc_assets, build_data_gaps_asset(timeframes), universe, effective_config],
+        assets=[*ohlc_assets, *build_feature_assets(cfg), build_data_gaps_asset(timeframes), universe,
+                effective_config],
         asset_checks=health_checks,
         jobs=[
             *[build_ohlc_job(tf) for tf in timeframes],
@@ -107,14 +118,18 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
             build_data_health_job(timeframes),
             gap_healing_job,
             config_job,
+            features_job,
             retention_job,
         ],
         schedules=[*[build_ohlc_schedule(tf, cfg) for tf in scheduled], *build_maintenance_schedules(cfg)],
+        sensors=[make_new_bars_sensor(features_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
+                                      "features_sensor")],
         resources={
             "project_config": ProjectConfigResource(user_config_path=user_config),
             "market_data": market_source_from_env(env),
             "warehouse": WarehouseResource(path=warehouse_path),
             "bars_io_manager": BarsIOManager(path=warehouse_path),
+            "table_io_manager": TableIOManager(path=warehouse_path),
             "notifier": notifier,
         },
         executor=dg.in_process_executor,

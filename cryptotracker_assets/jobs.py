@@ -10,6 +10,8 @@ from .core.config import Timeframe
 from .partitions import daily_partitions
 
 MAIN_JOB = "main_job"
+FEATURES_JOB = "features_job"
+FEATURES_GROUP = "features"
 DATA_HEALTH_JOB = "data_health_job"
 GAP_HEALING_JOB = "gap_healing_job"
 CONFIG_JOB = "config_job"
@@ -36,7 +38,8 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
         # The assets with the checks computed in their own step; the table-wide health checks run in
         # data_health_job (they judge every active symbol, not the window a run just stored).
         selection=dg.AssetSelection.assets(*[ohlc_asset_name(tf) for tf in timeframes]).without_checks()
-        | dg.AssetSelection.checks(*partition_check_keys(timeframes)),
+        | dg.AssetSelection.checks(*partition_check_keys(timeframes))
+        | dg.AssetSelection.groups(FEATURES_GROUP),
         partitions_def=daily_partitions,
         description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window).",
         tags={"cryptotracker/kind": "main"},
@@ -46,6 +49,15 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
 def partition_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
     names = [C.OHLC_INTEGRITY, C.OHLC_SUSPECT_MOVES, C.OHLC_GAPS]
     return [dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), n) for tf in timeframes for n in names]
+
+
+features_job = dg.define_asset_job(
+    FEATURES_JOB,
+    selection=dg.AssetSelection.groups(FEATURES_GROUP),
+    partitions_def=daily_partitions,
+    description="Features and market regime for one UTC day (triggered by new base-bar materializations).",
+    tags={"cryptotracker/kind": "features"},
+)
 
 
 def health_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:

@@ -3,7 +3,7 @@
 from .config import ProjectConfigResource
 from .market_data import FilesMarketData, MarketDataSource, PolygonMarketData, SyntheticMarketData
 from .notifier import LogNotifier, Notifier, SlackNotifier
-from .warehouse import BarsIOManager, WarehouseResource
+from .warehouse import BarsIOManager, TableIOManager, WarehouseResource
 
 __all__ = [
     "BarsIOManager",
@@ -15,5 +15,6 @@ __all__ = [
     "ProjectConfigResource",
     "SlackNotifier",
     "SyntheticMarketData",
+    "TableIOManager",
     "WarehouseResource",
 ]

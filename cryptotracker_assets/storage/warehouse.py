@@ -293,17 +293,21 @@ class Warehouse:
         start: pd.Timestamp | None = None,
         end: pd.Timestamp | None = None,
         symbols: Sequence[str] | None = None,
-        order_by: Sequence[str] = ("symbol",),
+        order_by: Sequence[str] | None = None,
     ) -> pd.DataFrame | None:
-        """All rows of ``table`` with ``time_column`` in [start, end), ordered by ``order_by`` then time; None
-        when the table does not exist yet."""
+        """All rows of ``table`` with ``time_column`` in [start, end), ordered by ``order_by`` (default: symbol
+        when the table has one) then time; None when the table does not exist yet."""
         _check_ident(table)
         _check_ident(time_column)
         where, params = slice_where(time_column, start, end, symbols)
-        order = ", ".join([*(_check_ident(c) for c in order_by), time_column])
         with self.connect(read_only=True) as con:
             if not self.table_exists(con, table):
                 return None
+            if order_by is None:
+                has_symbol = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND "
+                                         "column_name = 'symbol'", [table]).fetchall()[0][0]
+                order_by = ("symbol",) if has_symbol else ()
+            order = ", ".join([*(_check_ident(c) for c in order_by), time_column])
             return self.query_df(con, f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", params)
 
     # --- bars --------------------------------------------------------------------------------------------------
@@ -533,10 +537,12 @@ class Warehouse:
                 raise
         return int(n)
 
-    def summary(self) -> pd.DataFrame:
-        """What is stored: per OHLC table the symbols, bars, first/last bar and suspect/reject counts."""
+    def summary(self, derived: Sequence[str] = ()) -> pd.DataFrame:
+        """What is stored: per OHLC table the symbols, bars, first/last bar and suspect/reject counts; then the
+        ``derived`` tables (rows, symbols if they have them, first/last ``timestamp``)."""
         rows = []
         with self.connect(read_only=True) as con:
+            rows += self._derived_summary(con, derived)
             for tf in Timeframe:
                 table = ohlc_table(tf)
                 if not self.table_exists(con, table):
@@ -561,4 +567,24 @@ class Warehouse:
                         "rejects": rej,
                     }
                 )
-        return pd.DataFrame(rows, columns=["table", "symbols", "bars", "first_bar", "last_bar", "suspect", "rejects"])
+        ohlc = [r for r in rows if r["table"].startswith("ohlc_")]
+        other = [r for r in rows if not r["table"].startswith("ohlc_")]
+        return pd.DataFrame(ohlc + other,
+                            columns=["table", "symbols", "bars", "first_bar", "last_bar", "suspect", "rejects"])
+
+    def _derived_summary(self, con, tables: Sequence[str]) -> list[dict]:
+        out = []
+        for table in tables:
+            _check_ident(table)
+            if not self.table_exists(con, table):
+                continue
+            cols = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+            sym = "count(DISTINCT symbol)" if "symbol" in cols else "NULL"
+            n, nsym, first, last = con.execute(
+                f"SELECT count(*), {sym}, min(timestamp), max(timestamp) FROM {table}").fetchall()[0]
+            if n:
+                out.append({"table": table, "symbols": nsym, "bars": n,
+                            "first_bar": pd.Timestamp(first).tz_convert("UTC"),
+                            "last_bar": pd.Timestamp(last).tz_convert("UTC"), "suspect": None, "rejects": None})
+        return out
