@@ -13,7 +13,8 @@ import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Daily-partitioned tables below the candles, in flow order (the rows column counts rows, not bars).
-DERIVED_TABLES = ("features_15m", "features_scan", "features_daily", "market_regime")
+DERIVED_TABLES = ("features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
+                  "strategy_setups")
 
 
 def _print_table(df: pd.DataFrame) -> None:

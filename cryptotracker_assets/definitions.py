@@ -38,6 +38,7 @@ from resources import (
 
 from .assets.config import effective_config, universe
 from .assets.features import build_feature_assets
+from .assets.setups import build_setup_assets
 from .assets.maintenance import build_data_gaps_asset, retention_job
 from .assets.market_data import STANDARD_TIMEFRAMES, build_health_checks, build_ohlc_asset
 from .core.config import Config, Timeframe, load_config
@@ -109,7 +110,8 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         notifier = LogNotifier()
 
     return dg.Definitions(
-        assets=[*ohlc_assets, *build_feature_assets(cfg), build_data_gaps_asset(timeframes), universe,
+        assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), build_data_gaps_asset(timeframes),
+                universe,
                 effective_config],
         asset_checks=health_checks,
         jobs=[

@@ -12,6 +12,7 @@ from .partitions import daily_partitions
 MAIN_JOB = "main_job"
 FEATURES_JOB = "features_job"
 FEATURES_GROUP = "features"
+SETUPS_GROUP = "setups"
 DATA_HEALTH_JOB = "data_health_job"
 GAP_HEALING_JOB = "gap_healing_job"
 CONFIG_JOB = "config_job"
@@ -39,7 +40,7 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
         # data_health_job (they judge every active symbol, not the window a run just stored).
         selection=dg.AssetSelection.assets(*[ohlc_asset_name(tf) for tf in timeframes]).without_checks()
         | dg.AssetSelection.checks(*partition_check_keys(timeframes))
-        | dg.AssetSelection.groups(FEATURES_GROUP),
+        | dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP),
         partitions_def=daily_partitions,
         description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window).",
         tags={"cryptotracker/kind": "main"},
@@ -53,9 +54,10 @@ def partition_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
 
 features_job = dg.define_asset_job(
     FEATURES_JOB,
-    selection=dg.AssetSelection.groups(FEATURES_GROUP),
+    selection=dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP),
     partitions_def=daily_partitions,
-    description="Features and market regime for one UTC day (triggered by new base-bar materializations).",
+    description="Features, market regime, setups, scan preview and readiness board for one UTC day (triggered by "
+                "new base-bar materializations).",
     tags={"cryptotracker/kind": "features"},
 )
 

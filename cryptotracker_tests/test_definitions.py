@@ -15,7 +15,8 @@ from cryptotracker_assets.definitions import EnvironmentError_, build_definition
 from cryptotracker_assets.schedules import ohlc_run_requests
 
 EXPECTED_ASSETS = {"ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d", "data_gaps", "universe", "effective_config",
-                   "features_15m", "features_scan", "features_daily", "market_regime"}
+                   "features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
+                   "strategy_setups", "readiness_board"}
 EXPECTED_JOBS = {"main_job", "ohlc_1m_job", "ohlc_15m_job", "ohlc_1h_job", "ohlc_1d_job", "data_health_job",
                  "gap_healing_job", "retention_job", "config_job", "features_job"}
 EXPECTED_SCHEDULES = {"ohlc_1m_schedule", "ohlc_15m_schedule", "ohlc_1h_schedule", "ohlc_1d_schedule",

@@ -581,8 +581,9 @@ class Warehouse:
             cols = {r[0] for r in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
             sym = "count(DISTINCT symbol)" if "symbol" in cols else "NULL"
+            tcol = "timestamp" if "timestamp" in cols else "detected_at"
             n, nsym, first, last = con.execute(
-                f"SELECT count(*), {sym}, min(timestamp), max(timestamp) FROM {table}").fetchall()[0]
+                f"SELECT count(*), {sym}, min({tcol}), max({tcol}) FROM {table}").fetchall()[0]
             if n:
                 out.append({"table": table, "symbols": nsym, "bars": n,
                             "first_bar": pd.Timestamp(first).tz_convert("UTC"),
