@@ -85,6 +85,19 @@ def cycle_end(horizon: pd.Timestamp, end: pd.Timestamp, cfg: Config) -> pd.Times
     return min(end, horizon.floor(step) + step)
 
 
+def _feature_asset(name: str, schema, deps: list, description: str, time_column: str = "timestamp", **extra):
+    """The decorator shared by the daily feature tables: partitions, warehouse table, Pandera type, history check."""
+    key = dg.AssetKey(name)
+    return dg.asset(
+        name=name, group_name=GROUP, partitions_def=daily_partitions, io_manager_key="table_io_manager",
+        dagster_type=_dagster_type(schema), deps=deps, metadata={"table": name, "time_column": time_column},
+        check_specs=[dg.AssetCheckSpec(FEATURES_HISTORY, asset=key,
+                                       description="Symbols whose every row is still in the warm-up.")],
+        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, kinds={"pandas", "duckdb"},
+        description=description, **extra,
+    )
+
+
 def _scan_symbols(cfg: Config, universe) -> list[str]:
     symbols = universe.active_symbols
     return symbols if universe.market_symbol in symbols else [*symbols, universe.market_symbol]
@@ -101,16 +114,9 @@ def build_feature_assets(cfg: Config) -> list[dg.AssetsDefinition]:
 
     ml_key = dg.AssetKey("features_15m")
 
-    @dg.asset(
-        name="features_15m", group_name=GROUP, partitions_def=daily_partitions, io_manager_key="table_io_manager",
-        dagster_type=_dagster_type(MlFeatureSchema), deps=[lookback(base_key, ml_warmup(cfg))],
-        metadata={"table": "features_15m", "time_column": "timestamp"},
-        check_specs=[dg.AssetCheckSpec(FEATURES_HISTORY, asset=ml_key,
-                                       description="Symbols whose every row is still in the warm-up.")],
-        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, kinds={"pandas", "duckdb"},
-        description=f"The 29 ML indicators on {cfg.features.ml.timeframe.value} bars aggregated from stored "
-                    f"{base.value} bars, plus their *_rel model inputs (SPEC §2.2).",
-    )
+    @_feature_asset("features_15m", MlFeatureSchema, [lookback(base_key, ml_warmup(cfg))],
+                    f"The 29 ML indicators on {cfg.features.ml.timeframe.value} bars aggregated from stored "
+                    f"{base.value} bars, plus their *_rel model inputs (SPEC §2.2).")
     def features_15m(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
                      warehouse: WarehouseResource):
         cfg_ = project_config.load()
@@ -127,16 +133,9 @@ def build_feature_assets(cfg: Config) -> list[dg.AssetsDefinition]:
 
     scan_key = dg.AssetKey("features_scan")
 
-    @dg.asset(
-        name="features_scan", group_name=GROUP, partitions_def=daily_partitions, io_manager_key="table_io_manager",
-        dagster_type=_dagster_type(ScanFeatureSchema), deps=[lookback(base_key, scan_warmup(cfg))],
-        metadata={"table": "features_scan", "time_column": "timestamp"},
-        check_specs=[dg.AssetCheckSpec(FEATURES_HISTORY, asset=scan_key,
-                                       description="Symbols whose every row is still in the warm-up.")],
-        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, kinds={"pandas", "duckdb"},
-        description=f"Scan features (SPEC §2.1) per active symbol and cycle point, at the decision bar "
-                    f"({base.value} bars).",
-    )
+    @_feature_asset("features_scan", ScanFeatureSchema, [lookback(base_key, scan_warmup(cfg))],
+                    f"Scan features (SPEC §2.1) per active symbol and cycle point, at the decision bar "
+                    f"({base.value} bars).")
     def features_scan(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
                       warehouse: WarehouseResource):
         cfg_ = project_config.load()
@@ -151,17 +150,10 @@ def build_feature_assets(cfg: Config) -> list[dg.AssetsDefinition]:
 
     daily_key = dg.AssetKey("features_daily")
 
-    @dg.asset(
-        name="features_daily", group_name=GROUP, partitions_def=daily_partitions, io_manager_key="table_io_manager",
-        dagster_type=_dagster_type(DailyContextSchema),
-        deps=[lookback(dg.AssetKey(ohlc_asset_name(Timeframe.D1)), daily_warmup(cfg), end_offset=-1)],
-        metadata={"table": "features_daily", "time_column": "timestamp"},
-        check_specs=[dg.AssetCheckSpec(FEATURES_HISTORY, asset=daily_key,
-                                       description="Symbols whose every row is still in the warm-up.")],
-        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, kinds={"pandas", "duckdb"},
-        description="Daily BTC context (SPEC §2.3): SMA distances, volatility, trend regime, symbol vs BTC, "
-                    "from completed UTC days before each day.",
-    )
+    @_feature_asset("features_daily", DailyContextSchema,
+                    [lookback(dg.AssetKey(ohlc_asset_name(Timeframe.D1)), daily_warmup(cfg), end_offset=-1)],
+                    "Daily BTC context (SPEC §2.3): SMA distances, volatility, trend regime, symbol vs BTC, "
+                    "from completed UTC days before each day.")
     def features_daily(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
                        warehouse: WarehouseResource):
         cfg_ = project_config.load()
