@@ -14,7 +14,7 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Daily-partitioned tables below the candles, in flow order (the rows column counts rows, not bars).
 DERIVED_TABLES = ("features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
-                  "strategy_setups")
+                  "strategy_setups", "scan_history", "portfolio_snapshots")
 
 
 def _print_table(df: pd.DataFrame) -> None:
@@ -112,9 +112,95 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rejects = wh.read_rejects()
     if len(rejects):
         print(f"\n{len(rejects)} rejected input row(s) in table ohlc_rejects")
+    print()
+    _print_performance(wh, cfg)
     print(f"\nDagster instance: {home} (runs, materializations, check results).")
     print("Open the UI with `make ui` → http://127.0.0.1:3000 (Assets → ohlc_1m → Partitions / Checks; "
           "Automation → schedules, off until you enable them).")
+    return 0
+
+
+def _warehouse(args: argparse.Namespace):
+    from .definitions import warehouse_path_from_env
+    from .storage.warehouse import Warehouse
+
+    return Warehouse(getattr(args, "warehouse", None) or warehouse_path_from_env(os.environ))
+
+
+def _config():
+    from .core.config import load_config
+
+    return load_config(os.environ.get("CRYPTOTRACKER_CONFIG") or None)
+
+
+def _fmt_pct(x: float) -> str:
+    return "n/a" if x != x else f"{x * 100:+.2f} %"
+
+
+def _print_performance(wh, cfg) -> None:
+    from .operator import load_status, performance_summary
+
+    st = load_status(wh, cfg)
+    perf = performance_summary(st, cfg)
+    eng = st.engine
+    cursor = "never ran" if not eng else f"cursor {eng['cursor']:%Y-%m-%d %H:%M} UTC, {eng['ticks']} tick(s)"
+    print(f"paper engine: {cursor}{' — ENTRIES PAUSED' if st.paused else ''}")
+    print(f"realised:   {perf.realised_usd:+,.2f} USD over {perf.closed_trades} closed trade(s) "
+          f"({perf.wins} won, {perf.losses} lost), size-weighted {_fmt_pct(perf.realised_pct)}")
+    print(f"unrealised: {perf.unrealised_usd:+,.2f} USD over {perf.open_positions} open position(s), "
+          f"size-weighted {_fmt_pct(perf.unrealised_pct)}")
+    _print_positions(st)
+
+
+def _print_positions(st) -> None:
+    pos = st.positions
+    if pos.empty:
+        print("open positions: none")
+        return
+    cols = [c for c in ("trade_group_id", "strategy", "symbol", "entry_time", "filled_usd", "avg_entry", "mark",
+                        "unrealised_usd", "unrealised_pct") if c in pos.columns]
+    shown = pos[cols].copy()
+    for c in ("filled_usd", "unrealised_usd"):
+        if c in shown:
+            shown[c] = shown[c].map(lambda v: f"{v:,.2f}")
+    if "unrealised_pct" in shown:
+        shown["unrealised_pct"] = shown["unrealised_pct"].map(_fmt_pct)
+    for c in ("avg_entry", "mark"):
+        if c in shown:
+            shown[c] = shown[c].map(lambda v: f"{v:.6g}")
+    if "entry_time" in shown:
+        shown["entry_time"] = pd.to_datetime(shown["entry_time"], utc=True).dt.strftime("%Y-%m-%d %H:%M")
+    print(f"open positions ({len(pos)}):")
+    print(shown.to_string(index=False))
+
+
+def cmd_performance(args: argparse.Namespace) -> int:
+    _print_performance(_warehouse(args), _config())
+    return 0
+
+
+def cmd_positions(args: argparse.Namespace) -> int:
+    from .operator import load_status
+
+    _print_positions(load_status(_warehouse(args), _config()))
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    import getpass
+
+    from .operator import OperatorError, record
+
+    who = args.who or getpass.getuser()
+    try:
+        t = record(_warehouse(args), args.command, who, args.why, getattr(args, "trade_group_id", None))
+    except OperatorError as exc:
+        print(f"{args.command} refused: {exc}", file=sys.stderr)
+        return 2
+    what = {"pause": "entries paused (exits continue)", "resume": "entries resumed",
+            "close": f"manual close of {getattr(args, 'trade_group_id', '')} requested"}[args.command]
+    print(f"{what} by {who} at {t:%Y-%m-%d %H:%M:%S} UTC (why: {args.why}); the engine applies it from the next "
+          f"cycle point.")
     return 0
 
 
@@ -143,6 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("file", nargs="?", help="user config file (default: $CRYPTOTRACKER_CONFIG)")
     c.add_argument("--quiet", action="store_true", help="only the reports, not the effective values")
     c.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("status", help="engine cursor, performance (realised + unrealised) and open positions")
+    p.add_argument("--warehouse", help="DuckDB file (default: $CRYPTOTRACKER_WAREHOUSE)")
+    p.set_defaults(func=cmd_performance)
+    p = sub.add_parser("performance", help="realised and unrealised P&L, size-weighted")
+    p.add_argument("--warehouse")
+    p.set_defaults(func=cmd_performance)
+    p = sub.add_parser("positions", help="open positions marked at the latest stored close")
+    p.add_argument("--warehouse")
+    p.set_defaults(func=cmd_positions)
+    for name, hlp in (("pause", "block new entries (exits continue)"), ("resume", "allow entries again")):
+        p = sub.add_parser(name, help=hlp)
+        p.add_argument("--why", required=True)
+        p.add_argument("--who", help="default: the current user")
+        p.add_argument("--warehouse")
+        p.set_defaults(func=cmd_operator)
+    p = sub.add_parser("close", help="close an open trade group at the next cycle point's decision-bar close")
+    p.add_argument("trade_group_id")
+    p.add_argument("--why", required=True)
+    p.add_argument("--who", help="default: the current user")
+    p.add_argument("--warehouse")
+    p.set_defaults(func=cmd_operator)
 
     p = sub.add_parser("data", help="what is stored in the warehouse")
     p.add_argument("--warehouse", help="DuckDB file (default: $CRYPTOTRACKER_WAREHOUSE)")

@@ -38,11 +38,20 @@ from resources import (
 
 from .assets.config import effective_config, universe
 from .assets.features import build_feature_assets
+from .assets.paper import build_paper_assets, paper_engine_job
 from .assets.setups import build_setup_assets
 from .assets.maintenance import build_data_gaps_asset, retention_job
 from .assets.market_data import STANDARD_TIMEFRAMES, build_health_checks, build_ohlc_asset
 from .core.config import Config, Timeframe, load_config
-from .jobs import build_data_health_job, build_main_job, build_ohlc_job, config_job, features_job, gap_healing_job
+from .jobs import (
+    analysis_job,
+    build_data_health_job,
+    build_main_job,
+    build_ohlc_job,
+    config_job,
+    features_job,
+    gap_healing_job,
+)
 from .schedules import build_maintenance_schedules, build_ohlc_schedule
 from .assets.market_data import ohlc_asset_name
 
@@ -110,7 +119,8 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         notifier = LogNotifier()
 
     return dg.Definitions(
-        assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), build_data_gaps_asset(timeframes),
+        assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), *build_paper_assets(cfg),
+                build_data_gaps_asset(timeframes),
                 universe,
                 effective_config],
         asset_checks=health_checks,
@@ -121,11 +131,16 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
             gap_healing_job,
             config_job,
             features_job,
+            analysis_job,
+            paper_engine_job,
             retention_job,
         ],
         schedules=[*[build_ohlc_schedule(tf, cfg) for tf in scheduled], *build_maintenance_schedules(cfg)],
-        sensors=[make_new_bars_sensor(features_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
-                                      "features_sensor")],
+        sensors=[
+            make_new_bars_sensor(paper_engine_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
+                                 "paper_engine_sensor"),
+            make_new_bars_sensor(features_job, dg.AssetKey("market_regime"), "features_sensor"),
+        ],
         resources={
             "project_config": ProjectConfigResource(user_config_path=user_config),
             "market_data": market_source_from_env(env),

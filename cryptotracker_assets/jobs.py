@@ -13,6 +13,7 @@ MAIN_JOB = "main_job"
 FEATURES_JOB = "features_job"
 FEATURES_GROUP = "features"
 SETUPS_GROUP = "setups"
+PAPER_GROUP = "paper"
 DATA_HEALTH_JOB = "data_health_job"
 GAP_HEALING_JOB = "gap_healing_job"
 CONFIG_JOB = "config_job"
@@ -40,7 +41,7 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
         # data_health_job (they judge every active symbol, not the window a run just stored).
         selection=dg.AssetSelection.assets(*[ohlc_asset_name(tf) for tf in timeframes]).without_checks()
         | dg.AssetSelection.checks(*partition_check_keys(timeframes))
-        | dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP),
+        | dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP, PAPER_GROUP),
         partitions_def=daily_partitions,
         description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window).",
         tags={"cryptotracker/kind": "main"},
@@ -54,10 +55,20 @@ def partition_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
 
 features_job = dg.define_asset_job(
     FEATURES_JOB,
+    selection=dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP) - dg.AssetSelection.assets("market_regime"),
+    partitions_def=daily_partitions,
+    description="Features, setups, scan preview and readiness board for one UTC day (triggered by new "
+                "market_regime materializations, which paper_engine_job makes from new base bars).",
+    tags={"cryptotracker/kind": "features"},
+)
+
+
+analysis_job = dg.define_asset_job(
+    "analysis_job",
     selection=dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP),
     partitions_def=daily_partitions,
-    description="Features, market regime, setups, scan preview and readiness board for one UTC day (triggered by "
-                "new base-bar materializations).",
+    description="Market regime, features, setups, scan preview and readiness board for UTC days (manual runs and "
+                "backfills; the sensors run the same assets as paper_engine_job + features_job).",
     tags={"cryptotracker/kind": "features"},
 )
 

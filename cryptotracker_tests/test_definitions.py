@@ -16,9 +16,10 @@ from cryptotracker_assets.schedules import ohlc_run_requests
 
 EXPECTED_ASSETS = {"ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d", "data_gaps", "universe", "effective_config",
                    "features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
-                   "strategy_setups", "readiness_board"}
+                   "strategy_setups", "readiness_board", "paper_trades"}
 EXPECTED_JOBS = {"main_job", "ohlc_1m_job", "ohlc_15m_job", "ohlc_1h_job", "ohlc_1d_job", "data_health_job",
-                 "gap_healing_job", "retention_job", "config_job", "features_job"}
+                 "gap_healing_job", "retention_job", "config_job", "features_job", "analysis_job",
+                 "paper_engine_job"}
 EXPECTED_SCHEDULES = {"ohlc_1m_schedule", "ohlc_15m_schedule", "ohlc_1h_schedule", "ohlc_1d_schedule",
                       "data_health_schedule", "gap_healing_schedule", "retention_schedule"}
 
@@ -44,7 +45,7 @@ def test_definitions_expose_expected_names(tmp_env):
     m1 = defs.resolve_assets_def("ohlc_1m")
     assert m1.partitions_def is not None and m1.backfill_policy.max_partitions_per_run == 1
     assert defs.resources["market_data"].source_name == "synthetic"
-    assert {s.name for s in defs.sensors} == {"features_sensor"}
+    assert {s.name for s in defs.sensors} == {"features_sensor", "paper_engine_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in defs.sensors)
     regime = defs.resolve_assets_def("market_regime")
     assert dg.AssetKey("market_regime") in regime.dependency_keys  # self-dependent: backfills run in day order

@@ -48,7 +48,7 @@ def read_all(wh: Warehouse, table: str) -> pd.DataFrame:
 def test_day_by_day_equals_one_run_over_the_range_and_equals_the_core(tmp_env, tmp_path, instance):
     env, defs = setup_defs(tmp_env, tmp_path)
     ingest(defs, instance, DAYS)
-    features = defs.resolve_job_def("features_job")
+    features = defs.resolve_job_def("analysis_job")
     # Day by day, out of order for the stateless features; the regime needs its previous day first.
     for d in DAYS[5:]:
         assert features.execute_in_process(partition_key=d, instance=instance).success
@@ -60,7 +60,7 @@ def test_day_by_day_equals_one_run_over_the_range_and_equals_the_core(tmp_env, t
     (tmp_path / "home2").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home2")) as inst2:
         ingest(defs2, inst2, DAYS)
-        r = defs2.resolve_job_def("features_job").execute_in_process(
+        r = defs2.resolve_job_def("analysis_job").execute_in_process(
             instance=inst2, tags={"dagster/asset_partition_range_start": DAYS[5],
                                   "dagster/asset_partition_range_end": DAYS[7]})
         assert r.success
@@ -86,7 +86,7 @@ def test_day_by_day_equals_one_run_over_the_range_and_equals_the_core(tmp_env, t
 def test_regime_state_continues_and_a_rerun_reproduces_the_day(tmp_env, tmp_path, instance):
     env, defs = setup_defs(tmp_env, tmp_path)
     ingest(defs, instance, DAYS[:4])
-    job = defs.resolve_job_def("features_job")
+    job = defs.resolve_job_def("analysis_job")
     results = [job.execute_in_process(partition_key=d, instance=instance, raise_on_error=False) for d in DAYS[:4]]
     assert all(r.success for r in results)
     cont = [
@@ -112,7 +112,7 @@ def test_today_only_gets_rows_that_have_happened(tmp_env, tmp_path, instance):
     assert job.execute_in_process(partition_key=DAYS[0], instance=instance).success
     assert job.execute_in_process(partition_key=DAYS[1], instance=instance, run_config={
         "ops": {"ohlc_1m": {"config": {"as_of": f"{DAYS[1]}T10:07:30Z"}}}}).success  # day 2 known up to 10:07
-    assert defs.resolve_job_def("features_job").execute_in_process(partition_key=DAYS[1], instance=instance).success
+    assert defs.resolve_job_def("analysis_job").execute_in_process(partition_key=DAYS[1], instance=instance).success
     wh = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"])
     reg = read_all(wh, "market_regime")
     scan = read_all(wh, "features_scan")
@@ -127,6 +127,13 @@ def test_today_only_gets_rows_that_have_happened(tmp_env, tmp_path, instance):
 def test_new_bars_sensor_requests_the_features_partition(tmp_env, tmp_path, instance):
     env, defs = setup_defs(tmp_env, tmp_path)
     ingest(defs, instance, [DAYS[0]])
+    # new bars → paper_engine_job (market_regime, paper_trades); a new market_regime → features_job
+    bars_sensor = next(s for s in defs.sensors if s.name == "paper_engine_sensor")
+    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    assert [r.partition_key for r in bars_sensor.evaluate_tick(ctx).run_requests] == [DAYS[0]]
+    regime = dg.AssetSelection.assets("market_regime").resolve(defs.resolve_asset_graph())
+    assert defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=regime).execute_in_process(
+        partition_key=DAYS[0], instance=instance).success
     sensor = next(s for s in defs.sensors if s.name == "features_sensor")
     ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
     tick = sensor.evaluate_tick(ctx)
@@ -149,7 +156,7 @@ def test_real_crash_through_dagster_leaves_normal(tmp_env, tmp_path, instance, s
     for d in days:
         assert defs.resolve_job_def("ohlc_5m_job").execute_in_process(partition_key=d, instance=instance).success
     for d in days[2:]:
-        r = defs.resolve_job_def("features_job").execute_in_process(partition_key=d, instance=instance)
+        r = defs.resolve_job_def("analysis_job").execute_in_process(partition_key=d, instance=instance)
         assert r.success
     wh = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"])
     reg = read_all(wh, "market_regime")

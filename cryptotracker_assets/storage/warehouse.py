@@ -116,6 +116,11 @@ class SliceWrite:
 
 
 def _to_utc_ns(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    for c in df.columns:
+        # An all-null object column would be typed NULL by DuckDB when it creates a table from the frame (and
+        # refuse later text); such a column is text.
+        if df[c].dtype == object and len(df) and df[c].isna().all():
+            df[c] = df[c].astype("string")
     for c in columns:
         if c in df.columns:
             col = df[c]
@@ -309,6 +314,104 @@ class Warehouse:
                 order_by = ("symbol",) if has_symbol else ()
             order = ", ".join([*(_check_ident(c) for c in order_by), time_column])
             return self.query_df(con, f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", params)
+
+    # --- the paper engine ---------------------------------------------------------------------------------------
+
+    ENGINE_STATE_DDL = """
+    CREATE TABLE IF NOT EXISTS engine_state (
+        id              INTEGER     NOT NULL,
+        cursor          TIMESTAMPTZ,
+        state_json      VARCHAR     NOT NULL,
+        watermark       TIMESTAMPTZ,
+        config_version  BIGINT      NOT NULL,
+        committed_at    TIMESTAMPTZ NOT NULL,
+        ticks           BIGINT      NOT NULL
+    )
+    """
+    OPERATOR_EVENTS_DDL = """
+    CREATE TABLE IF NOT EXISTS operator_events (
+        event_time      TIMESTAMPTZ NOT NULL,
+        action          VARCHAR     NOT NULL,
+        target          VARCHAR,
+        who             VARCHAR     NOT NULL,
+        why             VARCHAR     NOT NULL
+    )
+    """
+
+    def engine_state(self) -> dict | None:
+        """The committed engine state row (cursor, state_json, watermark, config_version, ticks) or None."""
+        with self.connect(read_only=True) as con:
+            con.execute(self.ENGINE_STATE_DDL)
+            rows = self.query_df(con, "SELECT * FROM engine_state WHERE id = 1")
+        return None if rows.empty else rows.iloc[0].to_dict()
+
+    def commit_tick(
+        self,
+        appends: dict[str, pd.DataFrame],
+        *,
+        state_json: str,
+        previous_cursor: pd.Timestamp | None,
+        cursor: pd.Timestamp | None,
+        watermark: pd.Timestamp | None,
+        config_version: int,
+        committed_at: pd.Timestamp,
+        _crash_before_commit: bool = False,
+    ) -> None:
+        """Append the tick's rows to their tables and move the engine cursor, in ONE transaction.
+
+        The stored cursor must still be ``previous_cursor`` (optimistic check): a tick computed from an older
+        state is refused, so a cycle point is never processed twice. Tables are created from the first frame
+        written to them; appends go by column name."""
+        with self.connect() as con:
+            con.execute(self.ENGINE_STATE_DDL)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                row = con.execute("SELECT cursor, ticks FROM engine_state WHERE id = 1").fetchall()
+                stored = pd.Timestamp(row[0][0]).tz_convert("UTC") if row and row[0][0] is not None else None
+                if (stored is None) != (previous_cursor is None) or (stored is not None and stored != previous_cursor):
+                    raise WarehouseError(f"engine_state: cursor is {stored}, the tick started from {previous_cursor} "
+                                         f"(another tick committed first)")
+                for table, df in appends.items():
+                    _check_ident(table)
+                    if df is None or df.empty:
+                        continue
+                    frame = _to_utc_ns(df.copy(), list(df.columns))
+                    con.register("_append", frame)
+                    try:
+                        if not self.table_exists(con, table):
+                            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _append LIMIT 0")
+                        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _append")
+                    finally:
+                        con.unregister("_append")
+                ticks = (row[0][1] if row else 0) + 1
+                con.execute("DELETE FROM engine_state WHERE id = 1")
+                con.execute(
+                    "INSERT INTO engine_state VALUES (1, ?, ?, ?, ?, ?, ?)",
+                    [None if cursor is None else cursor.to_pydatetime(), state_json,
+                     None if watermark is None else pd.Timestamp(watermark).to_pydatetime(), config_version,
+                     committed_at.to_pydatetime(), ticks],
+                )
+                if _crash_before_commit:  # test hook: the process dies with everything written but not committed
+                    import os
+                    import signal
+
+                    os.kill(os.getpid(), signal.SIGKILL)
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def record_operator_event(self, event_time: pd.Timestamp, action: str, target: str | None, who: str,
+                              why: str) -> None:
+        with self.connect() as con:
+            con.execute(self.OPERATOR_EVENTS_DDL)
+            con.execute("INSERT INTO operator_events VALUES (?, ?, ?, ?, ?)",
+                        [event_time.to_pydatetime(), action, target, who, why])
+
+    def operator_events(self) -> pd.DataFrame:
+        with self.connect(read_only=True) as con:
+            con.execute(self.OPERATOR_EVENTS_DDL)
+            return self.query_df(con, "SELECT * FROM operator_events ORDER BY event_time, action, target")
 
     # --- bars --------------------------------------------------------------------------------------------------
 
@@ -581,7 +684,7 @@ class Warehouse:
             cols = {r[0] for r in con.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
             sym = "count(DISTINCT symbol)" if "symbol" in cols else "NULL"
-            tcol = "timestamp" if "timestamp" in cols else "detected_at"
+            tcol = next(c for c in ("timestamp", "detected_at", "cycle_point") if c in cols)
             n, nsym, first, last = con.execute(
                 f"SELECT count(*), {sym}, min({tcol}), max({tcol}) FROM {table}").fetchall()[0]
             if n:

@@ -1,0 +1,194 @@
+"""The paper engine against the warehouse and in Dagster: tick by tick = one run, SIGKILL during a tick loses
+nothing and duplicates nothing, the sensor and job, operator pause / close through the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+import dagster as dg
+from cryptotracker_assets.cli import main as cli
+from cryptotracker_assets.core.config import load_config
+from cryptotracker_assets.core.ledger import check_ledger, limit_violations
+from cryptotracker_assets.definitions import build_definitions
+from cryptotracker_assets.engine_runner import run_tick
+from cryptotracker_assets.operator import read_ledger
+from cryptotracker_assets.storage.warehouse import Warehouse
+from cryptotracker_tests.conftest import write_user_config
+from cryptotracker_tests.test_feature_assets import SMALL_UNIVERSE
+
+DAYS = ["2026-02-02", "2026-02-03"]
+TABLES = ("paper_trades", "scan_history", "portfolio_snapshots")
+
+
+@pytest.fixture()
+def prepared(tmp_env, tmp_path, instance):
+    """Two days of bars and market_regime in a warehouse (small universe); the engine has not run."""
+    user = write_user_config(tmp_path, SMALL_UNIVERSE)
+    env = {**tmp_env, "CRYPTOTRACKER_CONFIG": str(user)}
+    defs = build_definitions(env)
+    for d in DAYS:
+        assert defs.resolve_job_def("ohlc_1m_job").execute_in_process(partition_key=d, instance=instance).success
+    regime = dg.AssetSelection.assets("market_regime")
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=regime.resolve(
+        defs.resolve_asset_graph()))
+    for d in DAYS:
+        assert job.execute_in_process(partition_key=d, instance=instance).success
+    return env, defs, load_config(str(user))
+
+
+def table(wh: Warehouse, name: str) -> pd.DataFrame:
+    return wh.read_sql(f"SELECT * FROM {name}") if name else None
+
+
+def snapshot(wh: Warehouse) -> dict:
+    out = {}
+    for t in TABLES:
+        df = table(wh, t)
+        keys = [c for c in ("cycle_point", "timestamp", "trade_group_id", "symbol", "strategy", "side", "level")
+                if c in df.columns]
+        out[t] = df.sort_values(keys).reset_index(drop=True)
+    out["state"] = wh.engine_state()["state_json"]
+    return out
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for t in TABLES:
+        pd.testing.assert_frame_equal(a[t], b[t], check_exact=True)
+    assert a["state"] == b["state"]
+
+
+def test_tick_by_tick_equals_one_run(prepared, tmp_path):
+    env, defs, cfg = prepared
+    src = env["CRYPTOTRACKER_WAREHOUSE"]
+    one, many = tmp_path / "one.duckdb", tmp_path / "many.duckdb"
+    shutil.copy(src, one)
+    shutil.copy(src, many)
+    until = pd.Timestamp(DAYS[1], tz="UTC") + pd.Timedelta(hours=6)
+    r = run_tick(Warehouse(one), cfg, until=until)
+    assert r.processed == 288 + 72
+    wm = Warehouse(many)
+    n = 0
+    while True:
+        step = run_tick(wm, cfg, until=until, max_points=37)  # uneven chunks across the day boundary
+        if step.processed == 0:
+            break
+        n += step.processed
+    assert n == 360
+    a, b = snapshot(Warehouse(one)), snapshot(wm)
+    assert_same(a, b)
+    ledger = read_ledger(Warehouse(one))
+    check_ledger(ledger)
+    assert (ledger["side"] == "SELL").any() and (ledger["side"] == "BUY").any()
+    # exactly one scan row per active symbol × strategy × cycle point
+    assert len(a["scan_history"]) == 360 * 7 * 3
+    assert not a["scan_history"].duplicated(["symbol", "strategy", "timestamp"]).any()
+
+
+CHILD = """
+import sys, pandas as pd
+from cryptotracker_assets.core.config import load_config
+from cryptotracker_assets.engine_runner import run_tick
+from cryptotracker_assets.storage.warehouse import Warehouse
+cfg = load_config(sys.argv[2])
+run_tick(Warehouse(sys.argv[1]), cfg, until=pd.Timestamp(sys.argv[3]), _crash_in_commit=sys.argv[4] == "crash")
+print("done")
+"""
+
+
+def child(path, cfg_path, until, mode="run"):
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(path), cfg_path, until, mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_during_a_tick_then_rerun_equals_an_uninterrupted_run(prepared, tmp_path):
+    env, defs, cfg = prepared
+    cfg_path = env["CRYPTOTRACKER_CONFIG"]
+    ref, crashed, killed = (tmp_path / f"{n}.duckdb" for n in ("ref", "crashed", "killed"))
+    for p in (ref, crashed, killed):
+        shutil.copy(env["CRYPTOTRACKER_WAREHOUSE"], p)
+    until = str(pd.Timestamp(DAYS[1], tz="UTC") + pd.Timedelta(hours=12))
+    run_tick(Warehouse(ref), cfg, until=pd.Timestamp(until))
+    # 1) killed inside the commit transaction, after every row was written but before COMMIT
+    p = child(crashed, cfg_path, until, "crash")
+    p.wait(timeout=300)
+    assert p.returncode == -signal.SIGKILL
+    assert Warehouse(crashed).engine_state() is None  # the old state: nothing committed
+    assert not Warehouse(crashed).read_sql("SELECT count(*) AS n FROM information_schema.tables "
+                                           "WHERE table_name = 'paper_trades'")["n"].iloc[0] or \
+        Warehouse(crashed).read_sql("SELECT count(*) AS n FROM paper_trades")["n"].iloc[0] == 0
+    # 2) killed from outside at an arbitrary moment of the tick
+    p = child(killed, cfg_path, until)
+    time.sleep(1.5)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(timeout=60)
+    for path in (crashed, killed):
+        run_tick(Warehouse(path), cfg, until=pd.Timestamp(until))  # the rerun
+        assert_same(snapshot(Warehouse(ref)), snapshot(Warehouse(path)))
+        ledger = read_ledger(Warehouse(path))
+        assert not ledger.duplicated(["trade_group_id", "side", "level"]).any()
+
+
+def test_engine_job_sensor_idempotent_and_checks(prepared, instance):
+    env, defs, cfg = prepared
+    sensor = next(s for s in defs.sensors if s.name == "paper_engine_sensor")
+    tick = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def()))
+    assert sensor.job_name == "paper_engine_job" and [r.partition_key for r in tick.run_requests] == [DAYS[1]]
+    job = defs.resolve_job_def("paper_engine_job")
+    assert job.tags.get("cryptotracker/engine") == "tick"
+    for d in DAYS:
+        r = job.execute_in_process(partition_key=d, instance=instance)
+        assert r.success
+        ev = {e.check_name: e for e in r.get_asset_check_evaluations()}
+        assert ev["ledger_invariants"].passed
+    wh = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"])
+    before = snapshot(wh)
+    again = job.execute_in_process(partition_key=DAYS[1], instance=instance)
+    assert again.success
+    assert again.asset_materializations_for_node("paper_trades")[0].metadata["cycle_points"].value == 0
+    assert_same(before, snapshot(wh))
+    assert not limit_violations(__import__("cryptotracker_assets.core.engine", fromlist=["EngineState"])
+                                .EngineState.from_json(before["state"]).open_counts(), cfg)
+
+
+def test_pause_blocks_entries_exits_continue_and_manual_close(prepared, capsys):
+    env, defs, cfg = prepared
+    wh = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"])
+    os.environ["CRYPTOTRACKER_CONFIG"] = env["CRYPTOTRACKER_CONFIG"]
+    try:
+        t1 = pd.Timestamp(DAYS[0], tz="UTC") + pd.Timedelta(hours=20)
+        run_tick(wh, cfg, until=t1)
+        open_now = read_ledger(wh)
+        groups = set(open_now["trade_group_id"]) - set(open_now.loc[open_now["side"] == "SELL", "trade_group_id"])
+        assert cli(["pause", "--why", "test pause", "--who", "alice", "--warehouse", wh.path]) == 0
+        assert cli(["close", "NOPE_X_1_2", "--why", "x", "--warehouse", wh.path]) == 2
+        target = sorted(groups)[0] if groups else None
+        if target:
+            assert cli(["close", target, "--why", "manual test", "--who", "bob", "--warehouse", wh.path]) == 0
+        # the events are stamped now (after t1): the engine applies them from the first cycle point after them,
+        # so stamp copies inside the simulated window too
+        ev = wh.operator_events()
+        assert list(ev["who"]) == ["alice"] + (["bob"] if target else [])
+        with wh.connect() as con:
+            con.execute("UPDATE operator_events SET event_time = ?", [(t1 + pd.Timedelta(seconds=30)).to_pydatetime()])
+        run_tick(wh, cfg, until=t1 + pd.Timedelta(hours=8))
+        scans = wh.read_sql("SELECT * FROM scan_history WHERE timestamp > ?", [t1.to_pydatetime()])
+        assert not (scans["decision"] == "TAKE").any()
+        assert (scans["reason"] == "paused").any()
+        ledger = read_ledger(wh)
+        if target:
+            sell = ledger[(ledger["trade_group_id"] == target) & (ledger["side"] == "SELL")]
+            assert sell["exit_reason"].tolist() == ["manual"]
+            assert sell["bar_time"].iloc[0] == t1 + pd.Timedelta(minutes=cfg.engine.cycle_min)
+        assert cli(["status", "--warehouse", wh.path]) == 0
+        out = capsys.readouterr().out
+        assert "ENTRIES PAUSED" in out and "realised:" in out and "unrealised:" in out
+    finally:
+        os.environ.pop("CRYPTOTRACKER_CONFIG", None)
