@@ -94,7 +94,9 @@ def run_tick(
     ledger = read_ledger(wh)
     open_syms = set(ledger.loc[~ledger["trade_group_id"].isin(
         ledger.loc[ledger["side"] == "SELL", "trade_group_id"]), "symbol"]) if len(ledger) else set()
-    symbols = sorted(set(u.active_symbols) | {u.market_symbol} | open_syms | {p.meta.symbol for p in state.positions})
+    # Active symbols are scanned; open positions and pending orders (a symbol may turn inactive) keep their bars.
+    symbols = sorted(set(u.active_symbols) | {u.market_symbol} | open_syms | {p.meta.symbol for p in state.positions}
+                     | {o.symbol for o in state.pending_orders})
     bars_from = points[0] - setups_warmup(cfg)
     if state.positions:
         oldest = min((state.last_bars[p.meta.symbol].time for p in state.positions
