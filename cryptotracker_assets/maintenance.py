@@ -13,8 +13,15 @@ from .storage.warehouse import Warehouse, ohlc_table
 
 GAP_STATUSES = ("healed", "confirmed_empty", "open")
 
-# Decision tables and their time column, pruned after data.retention_d.decisions (added as later stages land).
-DECISION_TABLES: dict[str, str] = {}
+# Decision tables and their time column, pruned after data.retention_d.decisions (SPEC §13.1); the ledger,
+# orders, revisions, labels and models are kept forever.
+DECISION_TABLES: dict[str, str] = {
+    "scan_history": "timestamp",
+    "scan_preview": "timestamp",
+    "strategy_setups": "detected_at",
+    "market_regime": "timestamp",
+    "portfolio_snapshots": "cycle_point",
+}
 
 
 def heal_gaps(

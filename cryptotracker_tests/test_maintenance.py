@@ -54,9 +54,15 @@ def test_retention_deletes_only_older_than_configured(tmp_path, cfg):
     wh.replace_bars("1m", new, DAY + pd.Timedelta(days=40), DAY + pd.Timedelta(days=41), ["BTC"])
     daily = stored("BTC", [0]).assign(timestamp=DAY - pd.Timedelta(days=4000))
     wh.replace_bars("1d", daily, DAY - pd.Timedelta(days=4000), DAY - pd.Timedelta(days=3999), ["BTC"])
+    snaps = pd.DataFrame({"cycle_point": [DAY, DAY + pd.Timedelta(days=40)], "equity": [1.0, 2.0]})
+    snaps["cycle_point"] = snaps["cycle_point"].astype("datetime64[ns, UTC]")
+    wh.replace_table("portfolio_snapshots", snaps)
     deleted = apply_retention(wh, cfg, DAY + pd.Timedelta(days=41))
     assert deleted["ohlc_1m"] == 2 and "ohlc_1d" not in deleted  # 1d: kept forever (null)
     assert len(wh.read_bars("1m")) == 2 and len(wh.read_bars("1d")) == 1
+    # decisions: 35 days → the 41-day-old snapshot goes, the 1-day-old one stays; absent tables are skipped
+    assert deleted["portfolio_snapshots"] == 1 and deleted["scan_history"] == 0
+    assert wh.read_sql("SELECT equity FROM portfolio_snapshots")["equity"].tolist() == [2.0]
 
 
 def test_data_health_job_flags_stale_and_passes_fresh(tmp_env, instance, tmp_path):
