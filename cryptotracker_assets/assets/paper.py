@@ -44,6 +44,7 @@ def build_paper_assets(cfg) -> list[dg.AssetsDefinition]:
         out = result.outputs
         for note in out.notifications:
             if note.get("kind") in ("opened", "closed") and not cfg_.notifications.trade_events:
+                context.log.info(_note_text(note))  # #trades gets them only with notifications.trade_events
                 continue
             notifier.send(_channel_key(note), _note_text(note))
         ledger = read_ledger(wh)
