@@ -76,29 +76,16 @@ def build_ohlc_schedule(tf: Timeframe, cfg: Config) -> dg.ScheduleDefinition:
 
 def build_maintenance_schedules(cfg: Config) -> list[dg.ScheduleDefinition]:
     health = cfg.data.health
+    specs = [
+        ("data_health_schedule", f"*/{health.every_min} * * * *", "data_health_job",
+         "Freshness, completeness, aggregate and uniqueness checks (data.health.every_min)."),
+        ("gap_healing_schedule", health.gaps.cron_utc, "gap_healing_job",
+         "Re-fetch gaps in the stored candles (data.health.gaps.cron_utc)."),
+        ("retention_schedule", cfg.data.retention_cron_utc, "retention_job",
+         "Apply data.retention_d (data.retention_cron_utc)."),
+    ]
     return [
-        dg.ScheduleDefinition(
-            name="data_health_schedule",
-            cron_schedule=f"*/{health.every_min} * * * *",
-            job_name="data_health_job",
-            execution_timezone=DATA_TZ,
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Freshness, completeness, aggregate and uniqueness checks (data.health.every_min).",
-        ),
-        dg.ScheduleDefinition(
-            name="gap_healing_schedule",
-            cron_schedule=health.gaps.cron_utc,
-            job_name="gap_healing_job",
-            execution_timezone=DATA_TZ,
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Re-fetch gaps in the stored candles (data.health.gaps.cron_utc).",
-        ),
-        dg.ScheduleDefinition(
-            name="retention_schedule",
-            cron_schedule=cfg.data.retention_cron_utc,
-            job_name="retention_job",
-            execution_timezone=DATA_TZ,
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-            description="Apply data.retention_d (data.retention_cron_utc).",
-        ),
+        dg.ScheduleDefinition(name=name, cron_schedule=cron, job_name=job, execution_timezone=DATA_TZ,
+                              default_status=dg.DefaultScheduleStatus.STOPPED, description=description)
+        for name, cron, job, description in specs
     ]

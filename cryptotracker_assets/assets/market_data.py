@@ -156,6 +156,12 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
     return _ohlc
 
 
+def _health_window(cfg, tf: Timeframe) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The last data.health.completeness_window_h of closed ``tf`` bars, ending at the newest closed bar."""
+    end = last_closed_bar_open(utc_now(), tf) + pd.Timedelta(minutes=tf.minutes)
+    return end - pd.Timedelta(hours=cfg.data.health.completeness_window_h.of(tf)), end
+
+
 def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
     """Checks on the stored ``ohlc_<tf>`` table, run by ``data_health_job`` (SPEC §13.2)."""
     key = dg.AssetKey(ohlc_asset_name(tf))
@@ -185,8 +191,7 @@ def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
     def _completeness(project_config: ProjectConfigResource, warehouse: WarehouseResource):
         cfg = project_config.load()
         symbols = project_config.universe().active_symbols
-        end = last_closed_bar_open(utc_now(), tf) + pd.Timedelta(minutes=tf.minutes)
-        start = end - pd.Timedelta(hours=cfg.data.health.completeness_window_h.of(tf))
+        start, end = _health_window(cfg, tf)
         bars = warehouse.get().read_bars(tf, start, end, symbols)
         comp = completeness(bars, tf, start, end, symbols)
         low = comp[comp["completeness"] < cfg.data.health.min_completeness.of(tf)]
@@ -213,8 +218,7 @@ def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
         def _aggregates(project_config: ProjectConfigResource, warehouse: WarehouseResource):
             cfg = project_config.load()
             tol = cfg.data.health.aggregate_tolerance
-            end = last_closed_bar_open(utc_now(), tf) + pd.Timedelta(minutes=tf.minutes)
-            start = end - pd.Timedelta(hours=cfg.data.health.completeness_window_h.of(tf))
+            start, end = _health_window(cfg, tf)
             wh = warehouse.get()
             report = compare_with_aggregate(wh.read_bars(tf, start, end), wh.read_bars(Timeframe.M1, start, end),
                                             tf, tol)

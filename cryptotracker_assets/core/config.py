@@ -974,6 +974,8 @@ def validate_rules(cfg: Config) -> list[str]:
         errors.append("`ml.split`: must be three fractions summing to 1")
     if len(cfg.ml.targets.size_mult_range) != 2:
         errors.append("`ml.targets.size_mult_range`: must be [low, high]")
+    if cfg.data.health.every_min <= 0 or 60 % cfg.data.health.every_min:
+        errors.append("`data.health.every_min`: must divide 60 (it becomes the cron */every_min)")
     if len(cfg.data.ingest.retry_delays_s) < cfg.data.ingest.retries:
         errors.append("`data.ingest.retry_delays_s`: needs one delay per retry")
     return errors

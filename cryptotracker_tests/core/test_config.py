@@ -103,6 +103,7 @@ def test_merge_rejects_unknown_and_replaces_lists():
         (lambda d: d["ml"]["targets"].update(sl_floor=0.005), "ml.targets.sl_floor"),
         (lambda d: d["features"]["ml"]["windows_min"].update(bb=310), "features.ml.windows_min.bb"),
         (lambda d: d["universe"]["memecoin"].append("SUPERLONGCOIN"), "universe.memecoin"),
+        (lambda d: d["data"]["health"].update(every_min=45), "data.health.every_min"),
         (lambda d: d["shadow"]["variations"]["quick_exits"].update(max_hold_h=96),
          "shadow.variations.quick_exits.max_hold_h"),
     ],
