@@ -104,6 +104,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     cfg = load_config(user_config)
     timeframes = timeframes_for(cfg)
     warehouse_path = warehouse_path_from_env(env)
+    lock_wait = float(cfg.data.warehouse.lock_wait_s)
 
     ohlc_assets = [build_ohlc_asset(tf, BACKFILL_PARTITIONS_PER_RUN[tf]) for tf in timeframes]
     health_checks = [c for tf in timeframes for c in build_health_checks(tf)]
@@ -144,9 +145,9 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         resources={
             "project_config": ProjectConfigResource(user_config_path=user_config),
             "market_data": market_source_from_env(env),
-            "warehouse": WarehouseResource(path=warehouse_path),
-            "bars_io_manager": BarsIOManager(path=warehouse_path),
-            "table_io_manager": TableIOManager(path=warehouse_path),
+            "warehouse": WarehouseResource(path=warehouse_path, lock_timeout_s=lock_wait),
+            "bars_io_manager": BarsIOManager(path=warehouse_path, lock_timeout_s=lock_wait),
+            "table_io_manager": TableIOManager(path=warehouse_path, lock_timeout_s=lock_wait),
             "notifier": notifier,
         },
         executor=dg.in_process_executor,

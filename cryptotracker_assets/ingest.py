@@ -59,6 +59,23 @@ def closed_end(end: pd.Timestamp, as_of: pd.Timestamp, timeframe: Timeframe) -> 
     return min(end, newest_open + step)
 
 
+def check_reject_share(raw: pd.DataFrame, rejects: pd.DataFrame, max_share: float, source_name: str,
+                       tf: Timeframe, label: str) -> None:
+    """Raise :class:`IngestError` when more than ``max_share`` (``data.validation.max_reject_share``) of a symbol's
+    fetched rows were rejected: such a slice is not stored, so the stored one stays untouched."""
+    if raw.empty or rejects.empty:
+        return
+    fetched = raw["symbol"].astype(str).value_counts()
+    rejected = rejects["symbol"].astype(str).value_counts()
+    for sym, n in fetched.items():
+        bad = int(rejected.get(sym, 0))
+        if bad / n > max_share:
+            why = rejects.loc[rejects["symbol"].astype(str) == sym, "reason"].value_counts().index[0]
+            raise IngestError(f"{source_name}: {sym} {tf.value} partition {label}: {bad} of {n} rows rejected "
+                              f"(> data.validation.max_reject_share {max_share}), first reason: {why}; "
+                              f"the stored slice is left untouched")
+
+
 def build_slice(
     fetch: Fetch,
     warehouse: Warehouse,
@@ -105,6 +122,7 @@ def build_slice(
             frames.append(raw)
     raw_all = pd.concat(frames, ignore_index=True) if frames else empty_bars()
     validated = validate_ohlc(raw_all, tf, partition=label, source=source_name, now=now)
+    check_reject_share(raw_all, validated.rejects, cfg.data.validation.max_reject_share, source_name, tf, label)
     clean = validated.clean
     # Rows outside the requested window (a source returning extra bars) belong to other slices: drop them.
     clean = clean[(clean["timestamp"] >= start) & (clean["timestamp"] < fetch_end) & clean["symbol"].isin(symbols)]

@@ -40,6 +40,7 @@ class ScriptedSource(MarketDataSource):
 
     offset: float = 0.0
     broken: bool = False
+    naive: bool = False
 
     def fetch_bars(self, symbol, timeframe, start, end, cfg):
         df = SyntheticMarketData().fetch_bars(symbol, timeframe, start, end, cfg).copy()
@@ -51,7 +52,7 @@ class ScriptedSource(MarketDataSource):
             dup = df.iloc[[20]].assign(close=df.loc[20, "close"] * 1.01, high=df.loc[20, "high"] * 1.02)
             mis = df.iloc[[30]].assign(timestamp=df.loc[30, "timestamp"] + pd.Timedelta(seconds=30))
             df = pd.concat([df, dup, mis], ignore_index=True)
-        if self.broken and symbol == "PEPE":
+        if self.naive and symbol == "PEPE":
             df["timestamp"] = df["timestamp"].dt.tz_localize(None)  # naive timestamps: the whole frame rejected
         return df
 
@@ -121,17 +122,27 @@ def test_broken_rows_land_in_rejects_and_good_rows_are_stored(tmp_env, instance)
     for needle in ("high below max(open, close)", "volume must be >= 0", "close is NaN",
                    "duplicate (symbol, timestamp) with conflicting values", "not aligned to the 1m grid"):
         assert needle in reasons
-    pepe = rej[rej["symbol"] == "PEPE"]
-    assert len(pepe) > 1000 and pepe["reason"].str.contains("naive timestamp").all()
     stored = wh.read_bars("1m")
     counts = stored.groupby("symbol").size().to_dict()
-    assert counts["BTC"] == 1440 and counts["ETH"] == 1440 - 4 and "PEPE" not in counts
+    assert counts["BTC"] == 1440 and counts["ETH"] == 1440 - 4 and counts["PEPE"] > 1400
     evals = checks_by_name(result)
     assert not evals[C.OHLC_INTEGRITY].passed
     assert evals[C.OHLC_INTEGRITY].metadata["rejected_rows"].value == len(rej)
     # A clean re-run of the partition clears its rejects.
     materialize_days(tmp_env, instance, ScriptedSource(), [DAYS[0]])
     assert wh.read_rejects("1m", DAYS[0]).empty
+
+
+def test_a_slice_mostly_rejected_fails_and_leaves_the_stored_day_untouched(tmp_env, instance):
+    wh = Warehouse(tmp_env["CRYPTOTRACKER_WAREHOUSE"])
+    assert materialize_days(tmp_env, instance, ScriptedSource(), [DAYS[0]])[0].success
+    before = wh.read_bars("1m")
+    # Every PEPE row has a naive timestamp: more than data.validation.max_reject_share (0.5) of the slice.
+    bad = materialize_days(tmp_env, instance, ScriptedSource(naive=True, offset=1.0), [DAYS[0]])[0]
+    assert not bad.success
+    err = str(bad.get_step_failure_events()[0].event_specific_data.error)
+    assert "PEPE 1m partition 2026-04-01" in err and "naive timestamp" in err and "max_reject_share 0.5" in err
+    pd.testing.assert_frame_equal(wh.read_bars("1m"), before)
 
 
 def test_unknown_symbol_fails_naming_it(tmp_env, instance):

@@ -79,6 +79,7 @@ class PolygonMarketData(MarketDataSource):
                 retry_delays_s=tuple(ing.retry_delays_s),
                 min_call_interval_s=ing.min_call_interval_s,
                 max_requests_per_min=cfg.data.polygon.max_requests_per_min,
+                max_retry_after_s=cfg.data.polygon.max_retry_after_s,
                 timeout_s=self.timeout_s,
             )
         return self._client

@@ -137,6 +137,7 @@ class PolygonBarsClient:
     retry_delays_s: tuple[float, ...] = (0.1, 0.5, 1, 2, 4)
     min_call_interval_s: float = 0.1
     max_requests_per_min: int = 0
+    max_retry_after_s: float = 60.0  # data.polygon.max_retry_after_s: a longer Retry-After is capped
     timeout_s: float = 30.0
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[float], float] = field(default=lambda d: random.uniform(0, d))
@@ -186,7 +187,7 @@ class PolygonBarsClient:
                 break
             except TransientHTTPError as exc:
                 last_error = str(exc)
-                delay = exc.retry_after if exc.retry_after is not None else None
+                delay = min(exc.retry_after, self.max_retry_after_s) if exc.retry_after is not None else None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 last_error = f"network error {type(exc).__name__}"
                 delay = None

@@ -19,9 +19,10 @@ from typing import Any, Generic, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError, field_validator
 
+from .common import MINUTES_PER_DAY, StrictEnum
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 
-MINUTES_PER_DAY = 24 * 60
 # SPEC §0.3: trade_group_id = {STRATEGY}_{SYMBOL}_{yymmddHHMMSS}_{xxxx}, at most 36 characters.
 TRADE_GROUP_ID_MAX_LEN = 36
 
@@ -30,7 +31,7 @@ class ConfigError(ValueError):
     """A config file failed to load or validate; the message names the dotted key."""
 
 
-class Timeframe(str, Enum):
+class Timeframe(StrictEnum):
     M1 = "1m"
     M5 = "5m"
     M15 = "15m"
@@ -41,22 +42,15 @@ class Timeframe(str, Enum):
     def minutes(self) -> int:
         return {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "1d": MINUTES_PER_DAY}[self.value]
 
-    @classmethod
-    def parse(cls, value: str) -> "Timeframe":
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"unknown timeframe {value!r}; expected one of {[t.value for t in cls]}") from None
 
-
-class Tier(str, Enum):
+class Tier(StrictEnum):
     LARGE_CAP = "large_cap"
     MID_CAP = "mid_cap"
     SMALL_CAP = "small_cap"
     MEMECOIN = "memecoin"
 
 
-class Strategy(str, Enum):
+class Strategy(StrictEnum):
     DCA = "DCA"
     SWING = "SWING"
     CHANNEL = "CHANNEL"
@@ -593,6 +587,10 @@ class XgbParams(_Model):
     learning_rate: Num
 
 
+class WalkForwardConfig(_Model):
+    windows: Int = Field(ge=1)
+
+
 class XgbConfig(_Model):
     default: XgbParams
     dca: XgbParams
@@ -616,6 +614,7 @@ class MlConfig(_Model):
     composite_weights: CompositeWeights
     shadow_weights: ShadowWeights
     targets: Targets
+    walk_forward: WalkForwardConfig
     xgb: XgbConfig
 
 
@@ -666,6 +665,15 @@ class NotificationsConfig(_Model):
 
 class PolygonConfig(_Model):
     max_requests_per_min: Int = Field(ge=0)
+    max_retry_after_s: Num = Field(ge=0)
+
+
+class ValidationConfig(_Model):
+    max_reject_share: Fraction = Field(ge=0, le=1)
+
+
+class WarehouseConfig(_Model):
+    lock_wait_s: Num = Field(gt=0)
 
 
 class IngestTf(_Model):
@@ -729,6 +737,8 @@ class HealthConfig(_Model):
 
 class DataConfig(_Model):
     polygon: PolygonConfig
+    validation: ValidationConfig
+    warehouse: WarehouseConfig
     ingest: IngestConfig
     backfill_d: TimeframeMap[Int]
     retention_d: RetentionConfig

@@ -19,13 +19,15 @@ class FakePolygon:
     """
 
     def __init__(self, bars: dict[str, pd.DataFrame] | None = None, page_size: int = 2, script=None,
-                 fail_always: int | None = None, error_body: dict | None = None, raw_pages: list | None = None):
+                 fail_always: int | None = None, error_body: dict | None = None, raw_pages: list | None = None,
+                 retry_after: str = "0"):
         self.bars = bars or {}
         self.page_size = page_size
         self.script = dict(script or {})
         self.fail_always = fail_always
         self.error_body = error_body
         self.raw_pages = raw_pages  # verbatim JSON pages: the first without a cursor, the next for next_url
+        self.retry_after = retry_after  # the Retry-After header of a 429 answer
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         fake = self
@@ -70,7 +72,7 @@ class FakePolygon:
             self.requests.append({"path": url.path, "query": query, "auth": handler.headers.get("Authorization")})
         status = self.fail_always or self.script.get(n)
         if status:
-            headers = {"Retry-After": "0"} if status == 429 else None
+            headers = {"Retry-After": self.retry_after} if status == 429 else None
             return self._send(handler, status, {"status": "ERROR", "error": f"fake {status}"}, headers)
         if self.error_body is not None:
             return self._send(handler, 200, self.error_body)

@@ -66,6 +66,16 @@ def test_429_then_success_retries_with_backoff():
     assert c.sleeps == [0.1, 0.5]  # data.ingest.retry_delays_s[0..1] (+ jitter, zero here)
 
 
+def test_a_long_retry_after_is_capped_and_the_fetch_fails_within_the_retry_budget():
+    # A Retry-After of an hour would block one symbol for hours; each wait is capped by
+    # data.polygon.max_retry_after_s and the fetch fails after `retries`.
+    with FakePolygon(fail_always=429, retry_after="3600") as fake:
+        c = client(fake, retries=2, retry_delays_s=(0.1, 0.5), max_retry_after_s=7.0)
+        with pytest.raises(MarketDataError, match="after 2 retries"):
+            c.fetch("BTC", "X:BTCUSD", "1m", DAY, DAY + pd.Timedelta(days=1))
+    assert c.sleeps == [7.0, 7.0] and len(fake.requests) == 3
+
+
 def test_500_forever_fails_after_the_retry_budget_and_never_shows_the_key():
     with FakePolygon(fail_always=500) as fake:
         c = client(fake, retries=3, retry_delays_s=(0.1, 0.2, 0.4))
