@@ -27,6 +27,7 @@ from .features import (
     Unit,
 )
 from .regime import STRUCTURE_COLUMNS, BestStrategy, Regime, StructureReason
+from .setups import WINDOW_COLUMNS
 
 UtcTime = Series[Annotated[pd.DatetimeTZDtype, "ns", "UTC"]]
 
@@ -44,7 +45,8 @@ _BOUNDS: dict[str, tuple[float | None, float | None]] = {
 _UNIT_BOUNDS: dict[Unit, tuple[float, float]] = {Unit.SCORE: (0.0, 100.0), Unit.CORRELATION: (-1.0, 1.0)}
 
 
-def _feature_field(spec: FeatureSpec) -> Any:
+def feature_field(spec: FeatureSpec) -> Any:
+    """The Pandera field of a registered feature: its bounds and its definition as the description."""
     lo, hi = _BOUNDS.get(spec.name, _UNIT_BOUNDS.get(spec.unit, (None, None)))
     kwargs: dict[str, Any] = {}
     if lo is not None:
@@ -64,7 +66,7 @@ def _model(name: str, doc: str, keys: dict[str, tuple[Any, Any]], specs: tuple[F
     features = [s.name for s in specs]
     for s in specs:
         annotations[s.name] = Series[float]
-        attrs[s.name] = _feature_field(s)
+        attrs[s.name] = feature_field(s)
     for col, (typ, fld) in (extra or {}).items():
         annotations[col] = typ
         attrs[col] = fld
@@ -97,6 +99,33 @@ def _model(name: str, doc: str, keys: dict[str, tuple[Any, Any]], specs: tuple[F
 _SYMBOL = (Series[str], pa.Field(description="symbol as in the universe (BASE or BASE-QUOTE)"))
 _WARMUP = (Series[bool], pa.Field(description="the symbol's history since the Kind-X start is shorter than the "
                                               "windows need: nulls are expected"))
+_WATERMARK = (UtcTime, pa.Field(nullable=True, description="W(T): the newest ingested_at of the base bars the row was "
+                                                           "computed from (SPEC §0.5); null = no bar"))
+_CONFIG_VERSION = (Series[np.int64], pa.Field(ge=0, description="effective config version (SPEC §0.3) of the run"))
+_WINDOW_DOCS = {
+    "close": (True, "close of the decision bar (quote currency); null when stale"),
+    "volume_filter_ratio": (True, "DCA volume filter: mean volume of the DCA window / mean volume of the baseline "
+                                  "window, both incl. c (ratio); null if a window is invalid or the baseline mean is 0"),
+    "dca_ok": (False, "the DCA window (incl. c) has engine.min_window_coverage of its bars"),
+    "swing_ok": (False, "the SWING reference window (excl. c) has its coverage"),
+    "channel_ok": (False, "the CHANNEL window (incl. c) has its coverage"),
+    "baseline_ok": (False, "the DCA volume baseline window (incl. c) has its coverage"),
+    "dca_suspect": (False, "a suspect bar (SPEC §13.2) in the DCA window"),
+    "swing_suspect": (False, "a suspect bar as c or in the SWING reference window"),
+    "channel_suspect": (False, "a suspect bar in the CHANNEL window"),
+    "baseline_suspect": (False, "a suspect bar in the DCA volume baseline window"),
+}
+
+
+def _window_fields() -> dict[str, tuple[Any, Any]]:
+    out: dict[str, tuple[Any, Any]] = {}
+    for name, dtype in WINDOW_COLUMNS.items():
+        nullable, doc = _WINDOW_DOCS[name]
+        bounds = {"gt": 0.0} if name == "close" else {"ge": 0.0} if name == "volume_filter_ratio" else {}
+        out[name] = (Series[float] if dtype == "float64" else Series[bool],
+                     pa.Field(nullable=nullable, description=doc, **bounds))
+    return out
+
 
 MlFeatureSchema = _model(
     "MlFeatureSchema",
@@ -110,19 +139,22 @@ MlFeatureSchema = _model(
     ML_FEATURE_SPECS + ML_REL_SPECS,
 )
 
-ScanFeatureSchema = _model(
-    "ScanFeatureSchema",
-    "Scan features (SPEC §2.1) per symbol and cycle point, at the decision bar.",
-    {
-        "symbol": _SYMBOL,
-        "timestamp": (UtcTime, pa.Field(description="cycle point T (UTC); only bars opening before T are used")),
-        "bar_timestamp": (UtcTime, pa.Field(nullable=True, description="decision bar open time; null when stale")),
-        "stale": (Series[bool], pa.Field(description="no bar within engine.max_bar_lag_min before T")),
-        "warmup": _WARMUP,
-    },
-    SCAN_FEATURE_SPECS,
-    stale=True,
-)
+_SCAN_KEYS = {
+    "symbol": _SYMBOL,
+    "timestamp": (UtcTime, pa.Field(description="cycle point T (UTC); only bars opening before T are used")),
+    "bar_timestamp": (UtcTime, pa.Field(nullable=True, description="decision bar open time; null when stale")),
+    "stale": (Series[bool], pa.Field(description="no bar within engine.max_bar_lag_min before T")),
+    "warmup": _WARMUP,
+}
+ScanFeatureSchema = _model("ScanFeatureSchema",
+                           "Scan features (SPEC §2.1) per symbol and cycle point, at the decision bar.",
+                           _SCAN_KEYS, SCAN_FEATURE_SPECS, stale=True)
+ScanFeatureTableSchema = _model(
+    "ScanFeatureTableSchema",
+    "features_scan: the scan features (SPEC §2.1) and setup-window inputs per active symbol and cycle point, at "
+    "the decision bar, each row with its bar watermark and config version.",
+    _SCAN_KEYS, SCAN_FEATURE_SPECS,
+    extra={**_window_fields(), "bars_watermark": _WATERMARK, "config_version": _CONFIG_VERSION}, stale=True)
 
 DailyContextSchema = _model(
     "DailyContextSchema",
@@ -146,7 +178,7 @@ def _regime_measures() -> list[str]:
     return sorted(names)
 
 
-def _market_regime_model() -> type[pa.DataFrameModel]:
+def _market_regime_model(stored: bool = False) -> type[pa.DataFrameModel]:
     annotations: dict[str, Any] = {}
     attrs: dict[str, Any] = {"__doc__": "One shared market state per cycle point (SPEC §8, §9.1): table market_regime."}
 
@@ -180,6 +212,9 @@ def _market_regime_model() -> type[pa.DataFrameModel]:
             col(c, Series[float], nullable=True, description=f"{c[3:]} over analysed symbols (fraction)")
         else:
             col(c, Series[np.int64], ge=0, description=f"{c[3:]}: symbols (count)")
+    if stored:
+        annotations["bars_watermark"], attrs["bars_watermark"] = _WATERMARK
+        annotations["config_version"], attrs["config_version"] = _CONFIG_VERSION
     attrs["__annotations__"] = annotations
 
     class Config:
@@ -193,10 +228,11 @@ def _market_regime_model() -> type[pa.DataFrameModel]:
         return pd.Series(~np.isinf(floats).any(axis=1), index=df.index)
 
     attrs["no_inf"] = pa.dataframe_check(error="values must be finite or null, never inf")(no_inf)
-    return type("MarketRegimeSchema", (pa.DataFrameModel,), attrs)
+    return type("MarketRegimeTableSchema" if stored else "MarketRegimeSchema", (pa.DataFrameModel,), attrs)
 
 
 MarketRegimeSchema = _market_regime_model()
+MarketRegimeTableSchema = _market_regime_model(stored=True)  # the market_regime table: + watermark, config version
 
 
 def history_report(frame: pd.DataFrame) -> pd.DataFrame:

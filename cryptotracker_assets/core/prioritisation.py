@@ -28,8 +28,9 @@ from typing import Any
 
 import pandas as pd
 
+from .common import utc
 from .config import Config, Strategy
-from .exits import ExitReason, is_utc
+from .exits import ExitReason
 from .regime import BestStrategy
 from .setups import ListType
 
@@ -43,32 +44,6 @@ class Sentiment(str, Enum):
     BULLISH = "BULLISH"
     BEARISH = "BEARISH"
     NEUTRAL = "NEUTRAL"
-
-
-def _utc(value: Any, what: str) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is None or not is_utc(ts.tzinfo):
-        raise ValueError(f"{what} must be a tz-aware UTC time, got {value!r}")
-    return ts.tz_convert("UTC")
-
-
-def _strategy(value: Strategy | str) -> Strategy:
-    if isinstance(value, Strategy):
-        return value
-    try:
-        return Strategy(value)
-    except ValueError:
-        raise ValueError(f"unknown strategy {value!r}; expected one of {[s.value for s in Strategy]}") from None
-
-
-def _best(value: BestStrategy | str) -> BestStrategy:
-    if isinstance(value, BestStrategy):
-        return value
-    try:
-        return BestStrategy(value)
-    except ValueError:
-        allowed = [b.value for b in BestStrategy]
-        raise ValueError(f"unknown best_strategy {value!r}; expected one of {allowed}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -91,7 +66,7 @@ class Candidate:
     setup_value: float
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strategy", _strategy(self.strategy))
+        object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
         if not (math.isfinite(self.confidence) and 0.0 <= self.confidence <= 1.0):
             raise ValueError(f"{self.strategy.value} {self.symbol}: confidence {self.confidence!r} is not in [0, 1]")
 
@@ -115,7 +90,7 @@ def sentiment(setups: Mapping[Strategy | str, int], top_of_range: int, cfg: Conf
     setup = true (``setups``: count per strategy), bearish = 1 per CHANNEL ``top_of_range`` row; BULLISH if
     bullish > ``sentiment_ratio`` × bearish, BEARISH if bearish > ratio × bullish, else NEUTRAL."""
     pr = cfg.prioritisation
-    bullish = math.fsum(pr.sentiment_weights.of(_strategy(s)) * int(n) for s, n in setups.items())
+    bullish = math.fsum(pr.sentiment_weights.of(Strategy.parse(s)) * int(n) for s, n in setups.items())
     bearish = float(top_of_range)
     if bullish > pr.sentiment_ratio * bearish:
         return Sentiment.BULLISH
@@ -161,7 +136,7 @@ def prioritise(
     keys = [c.key for c in cands]
     if len(set(keys)) != len(keys):
         raise ValueError("candidate keys must be unique")
-    b = _best(best)
+    b = BestStrategy.parse(best)
     by = {s: order_within_strategy(c for c in cands if c.strategy is s) for s in STRATEGY_ORDER}
     if b in (BestStrategy.WAIT, BestStrategy.NONE):
         robin = _round_robin([by[s] for s in STRATEGY_ORDER])
@@ -193,7 +168,7 @@ class ShiftState:
     shifted_at: Mapping[Strategy, pd.Timestamp] = field(default_factory=dict)
 
     def shifted(self, strategy: Strategy | str) -> pd.Timestamp | None:
-        return self.shifted_at.get(_strategy(strategy))
+        return self.shifted_at.get(Strategy.parse(strategy))
 
 
 def advance_shift(state: ShiftState, cycle_point: Any, best: BestStrategy | str) -> ShiftState:
@@ -203,10 +178,10 @@ def advance_shift(state: ShiftState, cycle_point: Any, best: BestStrategy | str)
     away from S ∈ {DCA, SWING, CHANNEL}, shifted_at(S) = T; when best becomes S, shifted_at(S) is cleared. A
     strategy shifted away keeps its shifted_at while best moves between other values.
     """
-    t = _utc(cycle_point, "cycle point")
+    t = utc(cycle_point, "cycle point")
     if state.cycle_point is not None and t <= state.cycle_point:
         raise ValueError(f"cycle point {t} does not come after the shift state's {state.cycle_point}")
-    b = _best(best)
+    b = BestStrategy.parse(best)
     if b is BestStrategy.NONE or state.last_best is None or b is state.last_best:
         last = state.last_best if b is BestStrategy.NONE else b
         return ShiftState(t, last, dict(state.shifted_at))
@@ -223,12 +198,12 @@ def shift_applies(state: ShiftState, strategy: Strategy | str, entry_time: Any) 
     """True when an open ``strategy`` position entered at E is under §9.3 evaluation: shifted_at(S) is set (best ≠
     S) and E < shifted_at(S)."""
     at = state.shifted(strategy)
-    return at is not None and _utc(entry_time, "entry time") < at
+    return at is not None and utc(entry_time, "entry time") < at
 
 
 def hours_between(earlier: Any, later: Any) -> float:
     """(later − earlier) in hours (float)."""
-    return (_utc(later, "time") - _utc(earlier, "time")).total_seconds() / _SECONDS_PER_HOUR
+    return (utc(later, "time") - utc(earlier, "time")).total_seconds() / _SECONDS_PER_HOUR
 
 
 def shift_exit_reason(r: float, shifted_h: float, age_h: float, cfg: Config) -> ExitReason | None:

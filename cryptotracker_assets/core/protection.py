@@ -22,17 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import Any
 
 import pandas as pd
 
+from .common import StrictEnum, hours, utc
 from .config import Config, Tier
-from .exits import ExitReason, is_utc
+from .exits import ExitReason
 from .ledger import ClosedTrade, TradeOutcome, closed_trade_records
 
 
-class GateReason(str, Enum):
+class GateReason(StrictEnum):
     """Step-4 gate reason codes of SPEC §3.4, in the order they are checked."""
 
     PAUSED = "paused"
@@ -43,27 +43,8 @@ class GateReason(str, Enum):
     BANNED = "banned"
     COOLDOWN = "cooldown"
 
-    @classmethod
-    def parse(cls, value: str) -> "GateReason":
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"unknown gate reason {value!r}; expected one of {[r.value for r in cls]}") from None
-
-
-def _utc(value: Any, what: str) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    if ts.tzinfo is None or not is_utc(ts.tzinfo):
-        raise ValueError(f"{what} must be a tz-aware UTC time, got {value!r}")
-    return ts.tz_convert("UTC")
-
-
-def _hours(h: float) -> pd.Timedelta:
-    return pd.Timedelta(hours=float(h))
-
-
 def _next_cycle_point(last: pd.Timestamp | None, value: Any) -> pd.Timestamp:
-    t = _utc(value, "cycle point")
+    t = utc(value, "cycle point")
     if last is not None and t <= last:
         raise ValueError(f"cycle point {t} does not come after the state's last cycle point {last}")
     return t
@@ -75,11 +56,11 @@ def _closes_by_cycle_point(
     """Closes with after < cycle_point ≤ upto, grouped by cycle point (ascending), each in exit order."""
     groups: dict[pd.Timestamp, list[ClosedTrade]] = {}
     for c in closes:
-        cp = _utc(c.cycle_point, "close cycle point")
+        cp = utc(c.cycle_point, "close cycle point")
         if cp <= upto and (after is None or cp > after):
             groups.setdefault(cp, []).append(c)
     return [
-        (cp, sorted(groups[cp], key=lambda c: (_utc(c.exit_time, "exit time"), c.trade_group_id)))
+        (cp, sorted(groups[cp], key=lambda c: (utc(c.exit_time, "exit time"), c.trade_group_id)))
         for cp in sorted(groups)
     ]
 
@@ -119,12 +100,12 @@ def _expire_bans(symbols: dict[str, SymbolLimit], t: pd.Timestamp) -> None:
 
 def _apply_limiter_close(st: SymbolLimit, c: ClosedTrade, cfg: Config) -> SymbolLimit:
     lim = cfg.protection.limiter
-    x = _utc(c.exit_time, "exit time")
+    x = utc(c.exit_time, "exit time")
     reason = ExitReason.parse(c.exit_reason)
     if reason is ExitReason.STOP_LOSS:
         stops = st.stops + 1
-        banned = x + _hours(lim.ban_h) if stops >= lim.ban_after_stops else st.banned_until
-        return SymbolLimit(stops, x + _hours(lim.cooldown_h.of(Tier(c.tier))), banned)
+        banned = x + hours(lim.ban_h) if stops >= lim.ban_after_stops else st.banned_until
+        return SymbolLimit(stops, x + hours(lim.cooldown_h.of(Tier(c.tier))), banned)
     # A stop_loss exit sits below A, so it never reaches the profit reset: the two rules never meet on one exit.
     if (reason in _RESET_ON_PROFIT and c.pnl_usd > 0) or c.pnl_pct >= lim.reset_profit_fraction_of_tp * c.take_profit:
         return replace(st, stops=0)
@@ -152,7 +133,7 @@ def advance_limiter(state: LimiterState, cycle_point: Any, closes: Iterable[Clos
 
 def limiter_gate(state: LimiterState, symbol: str, cycle_point: Any) -> GateReason | None:
     """``banned`` (checked first) or ``cooldown`` while T < its end time, else None."""
-    t = _utc(cycle_point, "cycle point")
+    t = utc(cycle_point, "cycle point")
     st = state.of(symbol)
     if st.banned_until is not None and t < st.banned_until:
         return GateReason.BANNED
@@ -219,13 +200,13 @@ def advance_loss_streak(
                 continue
             st = replace(st, count=st.count + 1)
             if st.count == lim.loss_streak:
-                st = replace(st, paused_at=cp, paused_until=cp + _hours(lim.loss_streak_pause_h))
+                st = replace(st, paused_at=cp, paused_until=cp + hours(lim.loss_streak_pause_h))
     return _expire_pause(st, t)
 
 
 def loss_streak_gate(state: LossStreakState, cycle_point: Any) -> bool:
     """True while T < the end of the loss-streak pause."""
-    t = _utc(cycle_point, "cycle point")
+    t = utc(cycle_point, "cycle point")
     return state.paused_until is not None and t < state.paused_until
 
 
@@ -265,7 +246,7 @@ def advance_daily_loss(state: DailyLossState, cycle_point: Any, mark_equity: flo
 
 def daily_loss_gate(state: DailyLossState, cycle_point: Any) -> bool:
     """True when the gate latched on T's UTC day (it never carries over a 00:00 UTC)."""
-    t = _utc(cycle_point, "cycle point")
+    t = utc(cycle_point, "cycle point")
     return state.latched_at is not None and state.day == t.floor("D")
 
 
@@ -283,17 +264,9 @@ def daily_loss_from_snapshots(snapshots: pd.DataFrame, cfg: Config) -> DailyLoss
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class OperatorAction(str, Enum):
+class OperatorAction(StrictEnum):
     PAUSE = "pause"
     RESUME = "resume"
-
-    @classmethod
-    def parse(cls, value: str) -> "OperatorAction":
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"unknown operator action {value!r}; expected one of {[a.value for a in cls]}") from None
-
 
 @dataclass(frozen=True)
 class OperatorEvent:
@@ -322,7 +295,7 @@ def advance_operator(state: OperatorState, cycle_point: Any, events: Iterable[Op
     t = _next_cycle_point(state.cycle_point, cycle_point)
     due = []
     for i, ev in enumerate(events):
-        e = _utc(ev.time, "operator event time")
+        e = utc(ev.time, "operator event time")
         if e < t and (state.cycle_point is None or e >= state.cycle_point):
             due.append((e, i, ev))
     st = replace(state, cycle_point=t)
@@ -383,7 +356,7 @@ def entry_gate(
     ``banned``, ``cooldown``. ``regime_panic`` (§8.1) and ``strategy_disabled`` (``strategies.<s>.enabled`` or §8.2)
     come from the market state.
     """
-    t = _utc(cycle_point, "cycle point")
+    t = utc(cycle_point, "cycle point")
     if state.operator.paused:
         return GateReason.PAUSED
     if regime_panic:

@@ -16,38 +16,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .common import NS_PER_DAY, NS_PER_MIN, StrictEnum, ceil_ns, cycle_points, day_ns, floor_ns, to_ns, utc_index
 from .config import Config, Strategy, Tier, Timeframe
-from .features import (
-    NS_PER_DAY,
-    NS_PER_MIN,
-    _ceil,
-    _aggregate,
-    _check_columns,
-    _cover,
-    _day_ns,
-    _floor,
-    _op_add,
-    _op_first,
-    _op_max,
-    _op_min,
-    _timestamps_ns,
-    _to_ns,
-    _utc,
-    bar_grid,
-    cycle_points,
-    decision_slots,
-    rolling,
-    window_bars,
-)
+from .features import bar_grid, decision_slots, rolling, window_bars
+from .features.grid import aggregate, check_columns, cover, op_add, op_first, op_max, op_min, timestamps_ns
 
 
-class Regime(str, Enum):
+class Regime(StrictEnum):
     PANIC = "PANIC"
     CAUTION = "CAUTION"
     EUPHORIA = "EUPHORIA"
@@ -55,7 +35,7 @@ class Regime(str, Enum):
     UNKNOWN = "UNKNOWN"  # inputs missing or BTC stale: no entries (stale_data)
 
 
-class BestStrategy(str, Enum):
+class BestStrategy(StrictEnum):
     DCA = "DCA"
     SWING = "SWING"
     CHANNEL = "CHANNEL"
@@ -63,7 +43,7 @@ class BestStrategy(str, Enum):
     NONE = "NONE"  # analysis unavailable
 
 
-class StructureReason(str, Enum):
+class StructureReason(StrictEnum):
     DIP_OPPORTUNITY = "DIP_OPPORTUNITY"
     BREAKOUT_MOMENTUM = "BREAKOUT_MOMENTUM"
     GRADUAL_DECLINE = "GRADUAL_DECLINE"
@@ -113,7 +93,7 @@ def _market_measures(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
     """close_T, stale flag, decision-bar open and every regime measure at each cycle point (ns)."""
     sym = cfg.universe.market_symbol
     b = base.minutes * NS_PER_MIN
-    ts = _timestamps_ns(bars["timestamp"])
+    ts = timestamps_ns(bars["timestamp"])
     sub = bars.loc[(bars["symbol"].astype(str) == sym).to_numpy() & (ts >= lo_ns) & (ts < end_ns)]
     n = points.size
     out: dict[str, np.ndarray] = {"bar": np.full(n, np.iinfo("int64").min), "stale": np.ones(n, dtype=bool),
@@ -123,8 +103,8 @@ def _market_measures(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
         out[name] = np.full(n, np.nan)
     if sub.empty or n == 0:
         return out
-    t0 = _floor(int(_timestamps_ns(sub["timestamp"]).min()), NS_PER_DAY)
-    g = bar_grid(sub, base.minutes, t0, _ceil(end_ns, b), [sym])
+    t0 = floor_ns(int(timestamps_ns(sub["timestamp"]).min()), NS_PER_DAY)
+    g = bar_grid(sub, base.minutes, t0, ceil_ns(end_ns, b), [sym])
     present = g.present
     dec, stale = decision_slots(present, t0, b, points, cfg.engine.max_bar_lag_min)
     dec, stale = dec[0], stale[0]
@@ -143,12 +123,12 @@ def _market_measures(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
 
     def window(src: np.ndarray, h_bars: int, op) -> tuple[np.ndarray, np.ndarray]:
         if h_bars not in count_cache:
-            count_cache[h_bars] = rolling(present.astype("float64"), h_bars, _op_add)[0]
+            count_cache[h_bars] = rolling(present.astype("float64"), h_bars, op_add)[0]
         end_slot = k - 1
         ok = (end_slot >= 0) & (end_slot < n_slots)
         idx = np.clip(end_slot, 0, n_slots - 1)
         vals = rolling(src, h_bars, op)[0][idx]
-        valid = ok & _cover(count_cache[h_bars][idx], h_bars, cov)
+        valid = ok & cover(count_cache[h_bars][idx], h_bars, cov)
         return np.where(valid, vals, np.nan), valid
 
     for name in names:
@@ -167,12 +147,12 @@ def _market_measures(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
             ref = np.where(ok, close[np.maximum(ref_slot, 0)], np.nan)
             out[name] = close_t / ref - 1.0
         elif kind == "vol":
-            hi, _ = window(g.high, h_bars, _op_max)
-            lo, _ = window(g.low, h_bars, _op_min)
-            first_open, _ = window(g.open, h_bars, _op_first)
+            hi, _ = window(g.high, h_bars, op_max)
+            lo, _ = window(g.low, h_bars, op_min)
+            first_open, _ = window(g.open, h_bars, op_first)
             out[name] = (hi - lo) / first_open
         else:  # decline from the window's peak close
-            peak, _ = window(g.close, h_bars, _op_max)
+            peak, _ = window(g.close, h_bars, op_max)
             out[name] = close_t / peak - 1.0
     return out
 
@@ -245,8 +225,8 @@ def compute_regime(bars: pd.DataFrame, cfg: Config, *, start: Any, end: Any,
     ``regime_euphoria`` (int8 one-hot; NORMAL = all 0).
     """
     base = Timeframe(bar_timeframe) if bar_timeframe is not None else cfg.engine.base_timeframe
-    _check_columns(bars)
-    start_ns, end_ns = _to_ns(start, "start"), _to_ns(end, "end")
+    check_columns(bars)
+    start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
     points = cycle_points(start, end, cfg.engine.cycle_min).asi8
     m = _market_measures(bars, cfg, points, end_ns, base, start_ns - int(regime_warmup(cfg, base).value))
     names = regime_measure_names(cfg)
@@ -255,7 +235,7 @@ def compute_regime(bars: pd.DataFrame, cfg: Config, *, start: Any, end: Any,
     ]
     reg = np.asarray(regimes, dtype=object)
     out = pd.DataFrame({
-        "timestamp": _utc(points),
+        "timestamp": utc_index(points),
         "market_symbol": cfg.universe.market_symbol,
         "bar_timestamp": pd.DatetimeIndex(m["bar"].view("datetime64[ns]")).tz_localize("UTC"),
         "stale": m["stale"],
@@ -356,24 +336,6 @@ def fold_volatility_disable(points: pd.DatetimeIndex, vol24h: np.ndarray, cfg: C
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Stop widening (SPEC §8.4)
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def widen_stop(base_stop: float, vol24h: float, regime: Regime | str, tier: Tier | str, cfg: Config) -> float:
-    """The stop-loss fraction at entry: sl₁ = base × (1 + (vol24h − vol_floor) × vol_factor) if vol24h > vol_floor
-    else base; sl = max(base, min(sl₁ × regime_multiplier.<regime>, cap.<tier>)). Raises for UNKNOWN or a
-    missing vol24h (no entries are made then)."""
-    w = cfg.protection.stop_widening
-    reg = Regime(regime)
-    if reg is Regime.UNKNOWN or not np.isfinite(vol24h):
-        raise ValueError("stop widening needs a known regime and vol24h")
-    sl1 = base_stop * (1.0 + (vol24h - w.vol_floor) * w.vol_factor) if vol24h > w.vol_floor else base_stop
-    mult = getattr(w.regime_multiplier, reg.value.lower())
-    return max(base_stop, min(sl1 * mult, w.cap.of(tier)))
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Market structure and the best strategy (SPEC §9.1)
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -445,7 +407,7 @@ def symbol_structure(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
     shape = (len(syms), points.size)
     out = {"analysed": np.zeros(shape, dtype=bool), "drop": np.full(shape, np.nan), "range": np.full(shape, np.nan),
            "trend": np.zeros(shape, dtype="int8"), "surge": np.zeros(shape, dtype=bool)}
-    ts = _timestamps_ns(bars["timestamp"])
+    ts = timestamps_ns(bars["timestamp"])
     sub = bars.loc[bars["symbol"].astype(str).isin(syms).to_numpy() & (ts >= lo_ns) & (ts < end_ns)]
     if sub.empty or points.size == 0:
         return out
@@ -453,11 +415,11 @@ def symbol_structure(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
     if sp.tf.minutes % base.minutes:
         raise ValueError(f"`prioritisation.timeframe`: {sp.tf.value} is not a multiple of {base.value}")
     if sp.tf is not base:
-        sub = _aggregate(sub, sp.tf, end_ns)
+        sub = aggregate(sub, sp.tf, end_ns)
         if sub.empty:
             return out
-    t0 = _floor(int(_timestamps_ns(sub["timestamp"]).min()), NS_PER_DAY)
-    g = bar_grid(sub, sp.tf.minutes, t0, _floor(end_ns, step), syms)
+    t0 = floor_ns(int(timestamps_ns(sub["timestamp"]).min()), NS_PER_DAY)
+    g = bar_grid(sub, sp.tf.minutes, t0, floor_ns(end_ns, step), syms)
     present = g.present
     cov = cfg.engine.min_window_coverage
     cnt = present.astype("float64")
@@ -465,28 +427,28 @@ def symbol_structure(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
     v0 = np.where(present, g.volume, 0.0)
 
     def count(n: int) -> np.ndarray:
-        return rolling(cnt, n, _op_add)
+        return rolling(cnt, n, op_add)
 
-    max_h = rolling(g.high, sp.window, _op_max)
-    min_l = rolling(g.low, sp.window, _op_min)
+    max_h = rolling(g.high, sp.window, op_max)
+    min_l = rolling(g.low, sp.window, op_min)
     with np.errstate(invalid="ignore", divide="ignore"):
         drop = g.close / max_h - 1.0
         rng = (max_h - min_l) / min_l
-        fast = rolling(c0, sp.fast, _op_add) / count(sp.fast)
-        slow = rolling(c0, sp.slow, _op_add) / count(sp.slow)
+        fast = rolling(c0, sp.fast, op_add) / count(sp.fast)
+        slow = rolling(c0, sp.slow, op_add) / count(sp.slow)
         ref_cnt = count(sp.window)
-        ref_mean = rolling(v0, sp.window, _op_add) / ref_cnt
+        ref_mean = rolling(v0, sp.window, op_add) / ref_cnt
     ref_cnt_prev = np.full_like(ref_cnt, 0.0)
     ref_cnt_prev[:, 1:] = ref_cnt[:, :-1]
     ref_mean_prev = np.full_like(ref_mean, np.nan)
     ref_mean_prev[:, 1:] = ref_mean[:, :-1]
-    analysed = (present & _cover(count(sp.window), sp.window, cov) & _cover(count(sp.fast), sp.fast, cov)
-                & _cover(count(sp.slow), sp.slow, cov) & _cover(ref_cnt_prev, sp.window, cov))
+    analysed = (present & cover(count(sp.window), sp.window, cov) & cover(count(sp.fast), sp.fast, cov)
+                & cover(count(sp.slow), sp.slow, cov) & cover(ref_cnt_prev, sp.window, cov))
     band = pr.trend_band
     trend = np.where(fast > (1.0 + band) * slow, 1, np.where(fast < (1.0 - band) * slow, -1, 0)).astype("int8")
     surge = g.volume > pr.volume_surge * ref_mean_prev
     # The last bar closed by T opens at floor(T, tf) − tf.
-    j = (_floor(points, step) - step - t0) // step
+    j = (floor_ns(points, step) - step - t0) // step
     ok = (j >= 0) & (j < g.n_slots)
     jj = np.clip(j, 0, g.n_slots - 1)
     a = analysed[:, jj] & ok[None, :]
@@ -505,8 +467,8 @@ def compute_market_structure(bars: pd.DataFrame, cfg: Config, *, start: Any, end
     A symbol is analysed when its last bar closed by T exists and every window (incl. ``sma_slow_min`` of
     history) is valid under ``engine.min_window_coverage``."""
     base = Timeframe(bar_timeframe) if bar_timeframe is not None else cfg.engine.base_timeframe
-    _check_columns(bars)
-    start_ns, end_ns = _to_ns(start, "start"), _to_ns(end, "end")
+    check_columns(bars)
+    start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
     points = cycle_points(start, end, cfg.engine.cycle_min).asi8
     st = symbol_structure(bars, cfg, points, end_ns, base, start_ns - int(regime_warmup(cfg, base).value))
     a = st["analysed"]
@@ -515,7 +477,7 @@ def compute_market_structure(bars: pd.DataFrame, cfg: Config, *, start: Any, end
         avg_drop = np.where(n > 0, np.nansum(np.where(a, st["drop"], 0.0), axis=0) / n, np.nan)
         avg_range = np.where(n > 0, np.nansum(np.where(a, st["range"], 0.0), axis=0) / n, np.nan)
     rows = {
-        "timestamp": _utc(points),
+        "timestamp": utc_index(points),
         "ms_analysed": n.astype("int64"),
         "ms_up": (a & (st["trend"] > 0)).sum(axis=0).astype("int64"),
         "ms_down": (a & (st["trend"] < 0)).sum(axis=0).astype("int64"),
@@ -593,6 +555,6 @@ def build_market_regime_day(bars: pd.DataFrame, day: Any, cfg: Config, previous:
     """``market_regime`` rows of the cycle points of UTC ``day`` from bars with open time in
     [day − regime_warmup(cfg), day + 1 d) and the state stored after the previous day
     (``MarketState.from_row(last row of day − 1)``); equal to the same rows of a continuous run."""
-    d = _day_ns(day)
+    d = day_ns(day)
     return build_market_regime(bars, cfg, start=pd.Timestamp(d, tz="UTC"), end=pd.Timestamp(d + NS_PER_DAY, tz="UTC"),
                                previous=previous, bar_timeframe=bar_timeframe)

@@ -10,7 +10,7 @@ long setup, more than one row per symbol × strategy × cycle point, duplicate o
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from .config import Strategy, Tier
-from .feature_schemas import _feature_field
+from .feature_schemas import feature_field
 from .features import SCAN_FEATURE_SPECS
 from .ledger import SCAN_ID_RE
 from .regime import BestStrategy, Regime
@@ -139,7 +139,7 @@ def _common_columns(annotations: dict[str, Any], attrs: dict[str, Any], time_col
 def _features(annotations: dict[str, Any], attrs: dict[str, Any]) -> None:
     for s in SCAN_FEATURE_SPECS:
         annotations[s.name] = Series[float]
-        attrs[s.name] = _feature_field(s)
+        attrs[s.name] = feature_field(s)
     _col(annotations, attrs, "volume_filter_ratio", Series[float], nullable=True, ge=0.0,
          description="DCA volume filter: mean volume of the DCA window / mean volume over "
                      "strategies.dca.volume_filter.baseline_min, both incl. c (ratio); null if a window is invalid")
@@ -199,7 +199,14 @@ def _scan_row_model() -> type[pa.DataFrameModel]:
 
 
 ScanRowSchema = _scan_row_model()
-ScanPreviewSchema = ScanRowSchema  # scan_preview: steps 1–3 only, candidates undecided
+
+
+class ScanPreviewSchema(ScanRowSchema):  # type: ignore[misc, valid-type]
+    """scan_preview: the scan-row schema with steps 1–3 only (candidates undecided) and each row's bar watermark
+    (the stored table always has it; the core scan, which reads no stored rows, has none)."""
+
+    bars_watermark: Optional[UtcTime] = pa.Field(nullable=True, description="W(T) of the features_scan and market_regime "
+                                                                  "rows it was computed from (SPEC §0.5)")
 
 
 class ScanHistorySchema(ScanRowSchema):  # type: ignore[misc, valid-type]

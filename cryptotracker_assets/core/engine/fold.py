@@ -1,0 +1,513 @@
+"""The paper-trading engine: a deterministic fold over cycle points (SPEC §0.5, §3.1); never imports dagster.
+
+``run_engine(state, inputs, cycle_points) -> (state, outputs)`` processes consecutive cycle points T (UTC multiples of
+``engine.cycle_min``) after ``state.cursor``. At each T, exactly in the order of SPEC §3.1:
+
+1. pending entry orders fill at the open of their entry bar — the first base bar with open time in [T_d, T_d +
+   ``engine.entry_timeout_min``) of the order's decision point T_d, once visible (open < T) — or expire;
+2. exits and DCA grid fills (the stepper of :mod:`..exits`) on each symbol's bars with open time < T newer than its
+   last processed bar, in time order (a bar older than the last processed one is never used); then no-data closes
+   (T ≥ E + max hold + ``exits.no_data_grace_min`` → ``time_exit`` at the last known close, ``no_data = true``);
+3. the shared market state of T (the ``market_regime`` row: regime, size multiplier, volatility-disable flags, best
+   strategy, BTC vol24h); manual closes (operator events stamped in [previous T, T)), then strategy-shift closes
+   (§9.3), both at the decision-bar close (a stale symbol waits for a fresh decision bar);
+4. the portfolio state (:func:`..ledger.portfolio_state` on the ledger) and the protection fold
+   (:func:`..protection.advance_protection`: limiter, loss streak, daily loss gate on mark_equity, operator pause);
+   the ``portfolio_snapshots`` row is this step-4 state;
+5. the scan rows of T (steps 1–3 from :func:`..setups.scan_cycle_points`, or the caller's precomputed preview rows):
+   each candidate goes through the step-4 gates, §9.2 ordering (:mod:`..prioritisation`) and the §7.2 execution
+   checks in priority order (:func:`..ledger.admit`; each admitted order updates the running state); admitted rows
+   become entry orders (size G = ``portfolio.position_size_usd`` × the regime's size multiplier; exit parameters
+   frozen now by :func:`..exits.opening_rule`, the stop widened per §8.4 from T's vol24h and regime);
+6. the resolved scan rows (one per active symbol × strategy), the snapshot and the notifications are output; after
+   every T the open + pending counts are checked against ``limits.max_open_*`` and a violation raises
+   :class:`EngineInvariantError`.
+
+Inactive symbols are never scanned; their open positions keep being exited. Operator events (pause / resume and
+:class:`ManualClose`) stamped at e act from the first cycle point T > e. Money in USD, rates fractions, times UTC.
+
+Determinism: the state after T depends only on the state before T and the stored inputs, so one cycle point per
+call (the state round-tripped through :meth:`EngineState.to_json`) and all cycle points in one call give identical
+ledger rows, scan rows, snapshots and final state. The caller persists the new ledger rows, scan rows, snapshots and
+the state JSON in one transaction and passes the ledger back in on the next call.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..common import NS_PER_MIN, ceil_ns, from_ns, utc, utc_index
+from ..config import Config, Strategy
+from ..exits import ExitReason, PositionState, close_position, opening_rule, step
+from ..ledger import (
+    LEDGER_COLUMNS,
+    SNAPSHOT_COLUMNS,
+    ClosedTrade,
+    OpenCounts,
+    PendingOrder,
+    Side,
+    TradeMeta,
+    TradeOutcome,
+    admit,
+    grid_shape,
+    ledger_frame,
+    limit_violations,
+    open_counts,
+    portfolio_state,
+    snapshot_row,
+    step_rows,
+    trade_group_id,
+)
+from ..prioritisation import Candidate, advance_shift, hours_between, prioritise, shift_applies, shift_exit_reason
+from ..protection import OperatorAction, OperatorEvent, advance_protection, entry_gate
+from ..regime import Regime
+from ..setups import DecisionReason, resolve_candidates
+from ..universe import Universe
+from .bars import BarStore
+from .errors import EngineInputError, EngineInvariantError
+from .market import Market, MarketRows
+from .inputs import EngineInputs, cached_empty_ledger, run_scan
+from .state import EngineState, EntryOrder, LastBar, ManualClose, OpenPosition
+
+_INT64_MIN = np.iinfo("int64").min
+
+
+NOTIFICATION_KINDS = ("opened", "closed", "entry_expired", "no_data_close", "panic", "strategy_disabled",
+                      "strategy_enabled", "daily_loss_gate", "loss_streak_pause", "manual_close_ignored")
+
+
+@dataclass(frozen=True, eq=False)
+class EngineOutputs:
+    """What a run produced: ``ledger_rows`` (:data:`..ledger.LEDGER_COLUMNS`, T-major, then bar time,
+    trade_group_id, BUY before SELL, level), ``scan_rows`` (``ScanHistorySchema``: every row decided,
+    ``list_type`` set on rows that reached §9.2 ordering), ``snapshots`` (:data:`..ledger.SNAPSHOT_COLUMNS`, one per
+    T), ``notifications`` (plain dicts with ``kind`` of :data:`NOTIFICATION_KINDS`, ``channel``, ``cycle_point``),
+    the processed ``cycle_points``, the bar ``watermark`` (greatest ``ingested_at`` read; None without bars) and
+    the ``config_version``."""
+
+    ledger_rows: pd.DataFrame
+    scan_rows: pd.DataFrame
+    snapshots: pd.DataFrame
+    notifications: tuple[dict[str, Any], ...]
+    cycle_points: pd.DatetimeIndex
+    watermark: pd.Timestamp | None
+    config_version: int
+
+
+def next_cycle_points(state: EngineState, cfg: Config, *, end: Any, start: Any = None) -> pd.DatetimeIndex:
+    """The unprocessed cycle points T < ``end``: from the one after ``state.cursor`` (or from ``start`` for a fresh
+    state, rounded up to a cycle point)."""
+    step_ns = cfg.engine.cycle_min * NS_PER_MIN
+    if state.cursor is not None:
+        a = state.cursor.value + step_ns
+    elif start is not None:
+        a = ceil_ns(utc(start, "start", EngineInputError).value, step_ns)
+    else:
+        raise EngineInputError("a fresh engine state needs a start")
+    b = utc(end, "end", EngineInputError).value
+    return utc_index(np.arange(a, b, step_ns, dtype="int64"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _copy_position(st: PositionState) -> PositionState:
+    return replace(st, fills=list(st.fills))
+
+
+def _row_sort_key(r: Mapping[str, Any]) -> tuple:
+    return (r["bar_time"].value, r["trade_group_id"], 0 if r["side"] == Side.BUY.value else 1, r["level"])
+
+
+class _Run:
+    """Working copies of the state while a run folds over its cycle points."""
+
+    def __init__(self, state: EngineState, inputs: EngineInputs, points: pd.DatetimeIndex) -> None:
+        cfg = inputs.cfg
+        self.cfg = cfg
+        self.uni = Universe.from_config(cfg)
+        self.bars = inputs.bars if isinstance(inputs.bars, BarStore) else BarStore.from_frame(inputs.bars)
+        self.symbols = sorted(s for s in self.bars.spans if s in self.uni.tiers)
+        self.market = MarketRows(inputs.market_regime, cfg)
+        self.bar_minutes = cfg.engine.base_timeframe.minutes
+        self.timeout_ns = cfg.engine.entry_timeout_min * NS_PER_MIN
+        self.lag_ns = cfg.engine.max_bar_lag_min * NS_PER_MIN
+        self.grace_ns = cfg.exits.no_data_grace_min * NS_PER_MIN
+        self.cursor = state.cursor
+        self.positions: dict[str, tuple[TradeMeta, PositionState]] = {
+            p.meta.trade_group_id: (p.meta, _copy_position(p.state)) for p in state.positions
+        }
+        self.pending: list[EntryOrder] = list(state.pending_orders)
+        self.manual: list[ManualClose] = list(state.manual_pending)
+        self.last_bars: dict[str, LastBar] = dict(state.last_bars)
+        self.protection = state.protection
+        self.shift = state.shift
+        self.watermark = state.watermark
+        self.op_events = [e for e in inputs.events if isinstance(e, OperatorEvent)]
+        self.manual_events = sorted(
+            ((utc(e.time, "manual close time", EngineInputError).value, i, e) for i, e in enumerate(inputs.events)
+             if isinstance(e, ManualClose)), key=lambda x: (x[0], x[1]))
+        bad = [e for e in inputs.events if not isinstance(e, (OperatorEvent, ManualClose))]
+        if bad:
+            raise EngineInputError(f"unknown operator event {bad[0]!r}")
+        for e in self.op_events:
+            OperatorAction.parse(e.action)
+        self.work = self._initial_work(inputs.ledger)
+        self._base_counts: OpenCounts | None = None
+        self.ledger_frames: list[pd.DataFrame] = []
+        self.snapshots: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
+        self.reasons: dict[int, DecisionReason] = {}
+        self.list_types: dict[int, str] = {}
+        scan = run_scan(inputs, self.bars, self.uni, points)
+        self.scan, self.scan_bounds, self.col = scan.rows, scan.bounds, scan.col
+
+    # --- setup ----------------------------------------------------------------------------------------------
+    def _initial_work(self, ledger: pd.DataFrame) -> pd.DataFrame:
+        """SELL rows plus the BUY rows of open groups: for the §7.1 function the same as the whole ledger."""
+        if list(ledger.columns) != list(LEDGER_COLUMNS):
+            raise EngineInputError("ledger must have the columns of ledger.LEDGER_COLUMNS")
+        side = ledger["side"].to_numpy(dtype=object)
+        tg = ledger["trade_group_id"].to_numpy(dtype=object)
+        sold = set(tg[side == Side.SELL.value].tolist())
+        buy_open = (side == Side.BUY.value) & ~np.isin(tg, list(sold))
+        fills = pd.Series(tg[buy_open]).value_counts().to_dict()
+        mine = {t: len(st.fills) for t, (_, st) in self.positions.items()}
+        if fills != mine:
+            raise EngineInvariantError(
+                f"ledger and engine state disagree on open groups: ledger {sorted(fills.items())}, state "
+                f"{sorted(mine.items())} (state and ledger must come from the same commit)")
+        keep = (side == Side.SELL.value) | buy_open
+        return ledger.loc[keep].reset_index(drop=True)
+
+    # --- helpers --------------------------------------------------------------------------------------------
+    def _fresh(self, symbol: str, t_ns: int) -> LastBar | None:
+        """The symbol's decision bar at T if it is fresh (open ≥ T − engine.max_bar_lag_min), else None."""
+        lb = self.last_bars.get(symbol)
+        if lb is None or lb.time.value < t_ns - self.lag_ns:
+            return None
+        return lb
+
+    def _note(self, kind: str, channel: str | None, t: pd.Timestamp, **fields: Any) -> None:
+        self.notes.append({"kind": kind, "channel": channel, "cycle_point": t, **fields})
+
+    def _closed(self, meta: TradeMeta, st: PositionState, t: pd.Timestamp, rows: list, closes: list,
+                who: str | None = None, why: str | None = None) -> None:
+        ev = st.exit
+        assert ev is not None
+        rows.extend(step_rows(st, meta, t, len(st.fills)))
+        del self.positions[meta.trade_group_id]
+        outcome = TradeOutcome.of(ev.pnl_usd)
+        closes.append(ClosedTrade(meta.trade_group_id, meta.strategy, meta.symbol, meta.tier, ev.time, t,
+                                  ev.reason, ev.pnl_usd, ev.pnl_ratio, st.rule.take_profit, outcome))
+        ch = self.cfg.notifications.channels
+        self._note("closed", ch.trades, t, trade_group_id=meta.trade_group_id, strategy=meta.strategy.value,
+                   symbol=meta.symbol, tier=meta.tier.value, entry_time=st.entry_time, exit_time=ev.time,
+                   avg_entry=ev.avg_entry, exit_fill=ev.fill_price, pnl_usd=ev.pnl_usd, pnl_pct=ev.pnl_ratio,
+                   outcome=outcome.value, exit_reason=ev.reason.value, no_data=ev.no_data,
+                   hold_h=hours_between(st.entry_time, ev.time), max_hold_h=st.rule.max_hold_minutes / 60.0,
+                   fees_usd=ev.fees_usd, slippage_usd=ev.slippage_usd + math.fsum(f.slippage_usd for f in st.fills),
+                   high_water=ev.high_water, drawdown_from_high=ev.fill_price / ev.high_water - 1.0,
+                   levels_filled=len(st.fills), levels=len(st.grid_prices) + 1, who=who, why=why)
+        if ev.no_data:
+            self._note("no_data_close", ch.alerts, t, trade_group_id=meta.trade_group_id, symbol=meta.symbol,
+                       last_bar=self.last_bars[meta.symbol].time, raw_price=ev.raw_price)
+
+    def _append_work(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+        new = ledger_frame(rows)
+        self.ledger_frames.append(new)
+        work = new if self.work.empty else pd.concat([self.work, new], ignore_index=True)
+        sold = set(new.loc[new["side"] == Side.SELL.value, "trade_group_id"].tolist())
+        if sold:
+            drop = (work["side"] == Side.BUY.value).to_numpy() & work["trade_group_id"].isin(sold).to_numpy()
+            work = work.loc[~drop].reset_index(drop=True)
+        self.work = work
+        self._base_counts = None
+        return new
+
+    def _counts(self, pending: list[PendingOrder]) -> OpenCounts:
+        if self._base_counts is None:
+            self._base_counts = open_counts(self.work, ())
+        counts = self._base_counts
+        for o in pending:
+            counts = counts.plus(o.strategy, o.symbol)
+        return counts
+
+    # --- one cycle point ------------------------------------------------------------------------------------
+    def tick(self, k: int, t: pd.Timestamp) -> None:
+        cfg = self.cfg
+        t_ns = t.value
+        rows: list[dict[str, Any]] = []
+        closes: list[ClosedTrade] = []
+        ch = cfg.notifications.channels
+
+        # 1. Pending entry orders: fill at the entry bar's open once visible, or expire.
+        waiting: list[EntryOrder] = []
+        for o in self.pending:
+            last = self.last_bars.get(o.symbol)
+            after = max(o.decided_at.value - 1, last.time.value if last is not None else _INT64_MIN)
+            a, b = self.bars.range(o.symbol, after, min(o.expires_at.value, t_ns))
+            if a < b:
+                self._fill(o, a, t, rows)
+            elif t_ns >= o.expires_at.value:
+                self._note("entry_expired", None, t, strategy=o.strategy.value, symbol=o.symbol, scan_id=o.scan_id,
+                           decided_at=o.decided_at)
+            else:
+                waiting.append(o)
+        self.pending = waiting
+
+        # 2. Exits and grid fills on each symbol's new bars (open < T, newer than its last processed bar).
+        by_symbol: dict[str, list[str]] = {}
+        for tgid, (meta, _) in self.positions.items():
+            by_symbol.setdefault(meta.symbol, []).append(tgid)
+        # Universe symbols with bars, plus any symbol holding a position (a config may have dropped it since).
+        for sym in sorted(set(self.symbols).union(by_symbol)):
+            last = self.last_bars.get(sym)
+            a, b = self.bars.range(sym, last.time.value if last is not None else _INT64_MIN, t_ns)
+            if a == b:
+                continue
+            for tgid in sorted(by_symbol.get(sym, ())):
+                meta, st = self.positions[tgid]
+                for i in range(a, b):
+                    if self.bars.ts[i] < st.entry_time.value or (
+                            st.last_time is not None and self.bars.ts[i] <= st.last_time.value):
+                        continue
+                    n = len(st.fills)
+                    ev = step(st, self.bars.bar(i))
+                    if ev is not None:
+                        self._closed(meta, st, t, rows, closes)
+                        break
+                    if len(st.fills) != n:
+                        rows.extend(step_rows(st, meta, t, n))
+            self.last_bars[sym] = LastBar(from_ns(self.bars.ts[b - 1]), float(self.bars.close[b - 1]))
+        # No-data closes: still open at T ≥ E + max hold + grace.
+        for tgid in sorted(self.positions):
+            meta, st = self.positions[tgid]
+            hold = st.max_hold
+            if hold is not None and t_ns >= (st.entry_time + hold).value + self.grace_ns:
+                close_position(st, t, self.last_bars[meta.symbol].close, ExitReason.TIME_EXIT, no_data=True)
+                self._closed(meta, st, t, rows, closes)
+
+        # 3. Market state; manual closes, then strategy-shift closes.
+        m = self.market.at(t_ns)
+        if m.entered_panic:
+            self._note("panic", ch.trades, t, regime=m.regime.value, **m.measures)
+        for s in Strategy:
+            if m.changed[s]:
+                self._note("strategy_enabled" if m.enabled[s] else "strategy_disabled", ch.trades, t,
+                           strategy=s.value, vol24h=m.vol24h)
+        self.shift = advance_shift(self.shift, t, m.best)
+        prev = self.cursor.value if self.cursor is not None else None
+        due = self.manual + [e for ns, _, e in self.manual_events if ns < t_ns and (prev is None or ns >= prev)]
+        self.manual = []
+        for e in due:
+            pos = self.positions.get(e.trade_group_id)
+            if pos is None:
+                self._note("manual_close_ignored", ch.alerts, t, trade_group_id=e.trade_group_id, who=e.who,
+                           why=e.why, requested_at=e.time)
+                continue
+            meta, st = pos
+            bar = self._fresh(meta.symbol, t_ns)
+            if bar is None:
+                self.manual.append(e)  # waits for a fresh decision bar
+                continue
+            close_position(st, t, bar.close, ExitReason.MANUAL)
+            self._closed(meta, st, t, rows, closes, who=e.who, why=e.why)
+        for tgid in sorted(self.positions):
+            meta, st = self.positions[tgid]
+            if not shift_applies(self.shift, meta.strategy, st.entry_time):
+                continue
+            bar = self._fresh(meta.symbol, t_ns)
+            if bar is None:
+                continue
+            # r of a close at the decision-bar close, priced by the one close function on a throw-away copy.
+            r = close_position(copy.copy(st), t, bar.close, ExitReason.MANUAL).pnl_ratio
+            reason = shift_exit_reason(r, hours_between(self.shift.shifted(meta.strategy), t),
+                                       hours_between(st.entry_time, t), cfg)
+            if reason is not None:
+                close_position(st, t, bar.close, reason)
+                self._closed(meta, st, t, rows, closes)
+
+        # 4. Portfolio state (from the ledger) and the protection fold.
+        if rows:
+            rows.sort(key=_row_sort_key)
+            self._append_work(rows)
+        pending = [o.pending() for o in self.pending]
+        marks = {meta.symbol: self.last_bars[meta.symbol].close for meta, _ in self.positions.values()}
+        ps = portfolio_state(self.work, pending, marks, cfg)
+        self.protection = advance_protection(self.protection, t, closes=closes, mark_equity=ps.mark_equity,
+                                             events=self.op_events, cfg=cfg)
+        dl, ls = self.protection.daily_loss, self.protection.loss_streak
+        if dl.latched_at == t:
+            self._note("daily_loss_gate", ch.trades, t, e0=dl.e0, mark_equity=ps.mark_equity,
+                       day_pnl_usd=ps.mark_equity - dl.e0, day_pnl_pct=(ps.mark_equity - dl.e0) / dl.e0,
+                       resume_at=dl.day + pd.Timedelta(days=1))
+        if ls.paused_at == t:
+            self._note("loss_streak_pause", ch.trades, t, streak=ls.count, resume_at=ls.paused_until)
+        self.snapshots.append(snapshot_row(ps, t))
+        counts = self._counts(pending)
+
+        # 5. Candidates → gates → §9.2 ordering → §7.2 checks in priority order → entry orders.
+        a, b = int(self.scan_bounds[k]), int(self.scan_bounds[k + 1])
+        col = self.col
+        if a < b:
+            if (col["regime"][a:b] != m.regime.value).any() or (col["best_strategy"][a:b] != m.best.value).any():
+                raise EngineInputError(f"scan rows at {t} disagree with the market_regime row (regime / best)")
+        setup = col["setup"][a:b].astype(bool)
+        strat = col["strategy"][a:b]
+        setups = {s: int((setup & (strat == s.value)).sum()) for s in Strategy}
+        top = int(((strat == Strategy.CHANNEL.value) & (col["reason"][a:b] == DecisionReason.TOP_OF_RANGE.value)).sum())
+        cands: list[Candidate] = []
+        cand_idx = np.flatnonzero(col["candidate"][a:b].astype(bool)) + a
+        if cand_idx.size and m.regime is Regime.UNKNOWN:
+            raise EngineInputError(f"scan rows at {t} have candidates although the regime is UNKNOWN (stale_data)")
+        for i in cand_idx:
+            i = int(i)
+            s = Strategy(col["strategy"][i])
+            sym = str(col["symbol"][i])
+            disabled = not (cfg.strategies.of(s).enabled and m.enabled[s])
+            gate = entry_gate(self.protection, t, sym, regime_panic=m.regime is Regime.PANIC,
+                              strategy_disabled=disabled)
+            if gate is not None:
+                self.reasons[i] = DecisionReason.of(gate)
+            else:
+                cands.append(Candidate(i, s, sym, float(col["confidence"][i]), float(col["setup_value"][i])))
+        if cands:
+            pr = prioritise(cands, m.best, setups=setups, top_of_range=top, cfg=cfg)
+            for c in pr.not_prioritised:
+                self.reasons[c.key] = DecisionReason.NOT_PRIORITISED
+            size = cfg.portfolio.position_size_usd * m.size_multiplier
+            for c, list_type in pr.ordered:
+                self.list_types[c.key] = list_type.value
+                order = self._order(c, t, m, size)
+                reason, ps, counts = admit(ps, counts, order.pending(), cfg)
+                if reason is None:
+                    self.pending.append(order)
+                    self.reasons[c.key] = DecisionReason.ENTERED
+                else:
+                    self.reasons[c.key] = DecisionReason.of(reason)
+
+        # 6. Invariants after the cycle point (I-3): fail loudly.
+        held = OpenCounts(0)
+        for meta, _ in self.positions.values():
+            held = held.plus(meta.strategy, meta.symbol)
+        for o in self.pending:
+            held = held.plus(o.strategy, o.symbol)
+        if (held.total, dict(held.by_strategy), dict(held.by_symbol)) != (
+                counts.total, dict(counts.by_strategy), dict(counts.by_symbol)):
+            raise EngineInvariantError(f"at {t}: ledger counts {counts} and engine state counts {held} disagree")
+        violations = limit_violations(counts, cfg)
+        if violations:
+            raise EngineInvariantError(f"limits exceeded after {t}: " + "; ".join(violations))
+        self.cursor = t
+
+    def _fill(self, o: EntryOrder, i: int, t: pd.Timestamp, rows: list) -> None:
+        e = from_ns(self.bars.ts[i])
+        st = PositionState.open(e, float(self.bars.open[i]), o.size_usd, o.rule, o.fee, o.slippage, self.bar_minutes,
+                                levels=o.levels, spacing=o.spacing)
+        meta = TradeMeta(trade_group_id(o.strategy, o.symbol, e), o.strategy, o.symbol, o.tier, o.scan_id,
+                         o.config_version, o.size_usd, o.spacing)
+        if meta.trade_group_id in self.positions:
+            raise EngineInvariantError(f"{meta.trade_group_id} is already open")
+        rows.extend(step_rows(st, meta, t, 0))
+        self.positions[meta.trade_group_id] = (meta, st)
+        r = o.rule
+        self._note("opened", self.cfg.notifications.channels.trades, t, trade_group_id=meta.trade_group_id,
+                   strategy=o.strategy.value, symbol=o.symbol, tier=o.tier.value, entry_time=e,
+                   entry_fill=st.avg_entry, size_usd=o.size_usd, stop_price=st.stop_price, stop_loss=r.stop_loss,
+                   take_profit_price=st.take_profit_price, take_profit=r.take_profit, trail=r.trailing,
+                   trail_activation=r.trail_activation, risk_reward=r.take_profit / r.stop_loss, regime=o.regime,
+                   confidence=o.confidence, confidence_source=o.confidence_source, levels=o.levels,
+                   spacing=o.spacing, scan_id=o.scan_id)
+
+    def _order(self, c: Candidate, t: pd.Timestamp, m: Market, size: float) -> EntryOrder:
+        cfg = self.cfg
+        tier = self.uni.tier(c.symbol)
+        rule = opening_rule(cfg, c.strategy, tier, m.vol24h, m.regime)
+        levels, spacing = grid_shape(cfg, c.strategy, tier)
+        i = int(c.key)
+        return EntryOrder(
+            strategy=c.strategy, symbol=c.symbol, tier=tier, scan_id=str(self.col["scan_id"][i]), decided_at=t,
+            expires_at=from_ns(t.value + self.timeout_ns), size_usd=float(size), rule=rule, fee=cfg.costs.taker_fee,
+            slippage=cfg.costs.slippage.of(tier), levels=int(levels), spacing=float(spacing),
+            config_version=cfg.config_version, regime=m.regime.value, confidence=c.confidence,
+            confidence_source=str(self.col["confidence_source"][i]),
+        )
+
+    # --- results --------------------------------------------------------------------------------------------
+    def state(self) -> EngineState:
+        return EngineState(
+            cursor=self.cursor,
+            positions=tuple(OpenPosition(meta, st) for _, (meta, st) in sorted(self.positions.items())),
+            pending_orders=tuple(self.pending),
+            manual_pending=tuple(self.manual),
+            last_bars=dict(sorted(self.last_bars.items())),
+            protection=self.protection,
+            shift=self.shift,
+            watermark=self.watermark,
+            config_version=self.cfg.config_version,
+        )
+
+    def scan_history(self) -> pd.DataFrame:
+        rows = resolve_candidates(self.scan, pd.Series({k: r.value for k, r in self.reasons.items()}, dtype=object))
+        lt = np.full(len(rows), None, dtype=object)
+        for k, v in self.list_types.items():
+            lt[k] = v
+        rows["list_type"] = lt
+        return rows
+
+    def ledger_rows(self) -> pd.DataFrame:
+        if not self.ledger_frames:
+            return cached_empty_ledger()
+        return pd.concat(self.ledger_frames, ignore_index=True)
+
+
+def run_engine(state: EngineState, inputs: EngineInputs, cycle_points: Iterable[Any]
+               ) -> tuple[EngineState, EngineOutputs]:
+    """Fold the engine over ``cycle_points`` (consecutive cycle points, the first right after ``state.cursor``).
+
+    Returns the new state and the outputs to commit with it (see the module doc and :class:`EngineOutputs`). The
+    input state is never modified. Raises :class:`EngineInputError` for inputs that do not cover the cycle points
+    and :class:`EngineInvariantError` when a limit or the ledger/state agreement breaks.
+    """
+    cfg = inputs.cfg
+    step_ns = cfg.engine.cycle_min * NS_PER_MIN
+    pts = [utc(t, "cycle point", EngineInputError) for t in cycle_points]
+    points = pd.DatetimeIndex(pts, dtype="datetime64[ns, UTC]") if pts else pd.DatetimeIndex([], tz="UTC")
+    for i, t in enumerate(points):
+        if t.value % step_ns:
+            raise EngineInputError(f"{t} is not a cycle point (multiple of engine.cycle_min)")
+        prev = points[i - 1].value if i else (state.cursor.value if state.cursor is not None else None)
+        if prev is not None and t.value != prev + step_ns:
+            raise EngineInputError(f"cycle point {t} does not follow {from_ns(prev)}: cycle points are processed "
+                                   f"consecutively after the cursor")
+    run = _Run(state, inputs, points)
+    for k, t in enumerate(points):
+        run.tick(k, t)
+    if len(points):
+        mark = run.bars.watermark(points[-1].value)
+        if mark is not None:
+            mark_ts = from_ns(mark)
+            run.watermark = mark_ts if run.watermark is None else max(run.watermark, mark_ts)
+    new_state = run.state() if len(points) else state
+    snaps = pd.DataFrame(run.snapshots, columns=list(SNAPSHOT_COLUMNS))
+    snaps = snaps.astype({"cycle_point": "datetime64[ns, UTC]", "open_count": "int64",
+                          **{c: "float64" for c in SNAPSHOT_COLUMNS if c not in ("cycle_point", "open_count")}})
+    return new_state, EngineOutputs(
+        ledger_rows=run.ledger_rows(),
+        scan_rows=run.scan_history(),
+        snapshots=snaps,
+        notifications=tuple(run.notes),
+        cycle_points=points,
+        watermark=new_state.watermark,
+        config_version=cfg.config_version,
+    )
