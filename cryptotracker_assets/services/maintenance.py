@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .core.config import Config, Timeframe
-from .core.ohlc import detect_gaps, flag_suspect, validate_ohlc
+from ..core.config import Config, Timeframe
+from ..core.ohlc import detect_gaps, flag_suspect, validate_ohlc
 from .ingest import Fetch
-from .storage.warehouse import Warehouse, ohlc_table
+from ..storage.warehouse import Warehouse, ohlc_table
 
 GAP_STATUSES = ("healed", "confirmed_empty", "open")
 
@@ -17,10 +17,12 @@ GAP_STATUSES = ("healed", "confirmed_empty", "open")
 # orders, revisions, labels and models are kept forever.
 DECISION_TABLES: dict[str, str] = {
     "scan_history": "timestamp",
+    "features_scan": "timestamp",
     "scan_preview": "timestamp",
     "strategy_setups": "detected_at",
     "market_regime": "timestamp",
     "portfolio_snapshots": "cycle_point",
+    "engine_state": "day",  # the newest row (the engine's current state) is never pruned
 }
 
 
@@ -76,13 +78,7 @@ def heal_gaps(
         columns=["timeframe", "symbol", "gap_start", "gap_end", "missing", "status", "healed_bars", "detected_at",
                  "checked_at", "error"],
     )
-    if len(out):
-        with warehouse.connect() as con:
-            con.register("_gaps", out.drop(columns=["error"]))
-            try:
-                con.execute("INSERT INTO data_gaps BY NAME SELECT * FROM _gaps")
-            finally:
-                con.unregister("_gaps")
+    warehouse.append_gaps(out.drop(columns=["error"]))
     return out
 
 
@@ -108,5 +104,9 @@ def apply_retention(warehouse: Warehouse, cfg: Config, now: pd.Timestamp) -> dic
     days = cfg.data.retention_d.decisions
     if days is not None:
         for table, column in DECISION_TABLES.items():
-            deleted[table] = warehouse.delete_before(table, column, now - pd.Timedelta(days=days))
+            cutoff = now - pd.Timedelta(days=days)
+            if table == "engine_state":
+                _, newest = warehouse.time_bounds(table, column)
+                cutoff = cutoff if newest is None else min(cutoff, newest)
+            deleted[table] = warehouse.delete_before(table, column, cutoff)
     return deleted

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .core.config import Config, Timeframe
-from .core.ohlc import STORED_COLUMNS, detect_gaps, empty_bars, empty_rejects, flag_suspect, validate_ohlc
-from .storage.warehouse import Warehouse
+from ..core.config import Config, Timeframe
+from ..core.ohlc import STORED_COLUMNS, detect_gaps, empty_bars, empty_rejects, flag_suspect, validate_ohlc
+from ..storage.warehouse import Warehouse
 
 Fetch = Callable[[str, Timeframe, pd.Timestamp, pd.Timestamp], pd.DataFrame]
 

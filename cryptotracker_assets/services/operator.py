@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .core.config import Config
-from .core.ledger import LEDGER_COLUMNS, TRADE_GROUP_ID_RE, empty_ledger, open_positions, performance
-from .storage.warehouse import Warehouse
+from ..core.config import Config
+from ..core.ledger import LEDGER_COLUMNS, TRADE_GROUP_ID_RE, empty_ledger, open_positions, performance
+from ..storage.warehouse import LEDGER_TABLE, Warehouse
 
-LEDGER_TABLE = "paper_trades"
 OPERATOR_ACTIONS = ("pause", "resume", "close")
 
 
@@ -20,36 +19,43 @@ class OperatorError(ValueError):
     """A command that cannot be accepted (names the trade group / action)."""
 
 
-def read_ledger(wh: Warehouse) -> pd.DataFrame:
-    """Every ledger row, in commit order (cycle point, then trade_group_id, side, level)."""
-    with wh.connect(read_only=True) as con:
-        if not wh.table_exists(con, LEDGER_TABLE):
-            return empty_ledger()
-        df = wh.query_df(con, f"SELECT * FROM {LEDGER_TABLE} ORDER BY cycle_point, trade_group_id, side, level")
+def read_ledger(wh: Warehouse, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, *,
+                con=None) -> pd.DataFrame:
+    """Every ledger row (with cycle point in [start, end) if given), in commit order (cycle point, then
+    trade_group_id, side, level), typed as :data:`~..core.ledger.LEDGER_COLUMNS`. A stored value that cannot be
+    read as its column's type raises naming the row and column: nothing is built on a ledger that is not one."""
+    df = wh.read_ledger_rows(start, end, con=con)
+    if df is None:
+        return empty_ledger()
     base = empty_ledger()
+    missing = [c for c in LEDGER_COLUMNS if c not in df.columns]
+    if missing:
+        raise OperatorError(f"{LEDGER_TABLE}: stored ledger lacks column(s) {missing}")
     for c in LEDGER_COLUMNS:
-        if c in df.columns and str(df[c].dtype) != str(base[c].dtype) and len(df):
+        want = base[c].dtype
+        if len(df) and str(df[c].dtype) != str(want):
             try:
-                df[c] = df[c].astype(base[c].dtype)
-            except (TypeError, ValueError):
-                pass
+                df[c] = df[c].astype(want)
+            except (TypeError, ValueError) as exc:
+                bad = next((i for i, v in enumerate(df[c]) if not _castable(v, want)), None)
+                where = f"row {bad} ({df['trade_group_id'].iloc[bad]})" if bad is not None else "a row"
+                raise OperatorError(f"{LEDGER_TABLE}: {where}, column {c!r} cannot be read as {want}: {exc}") from exc
     return df[list(LEDGER_COLUMNS)]
+
+
+def _castable(value, dtype) -> bool:
+    try:
+        pd.Series([value]).astype(dtype)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def latest_marks(wh: Warehouse, cfg: Config, symbols: list[str]) -> tuple[dict[str, float], pd.Timestamp | None]:
     """Each symbol's latest stored base-bar close (the decision-bar close used for marks) and the newest bar time."""
-    if not symbols:
-        return {}, None
-    base = cfg.engine.base_timeframe
-    with wh.connect(read_only=True) as con:
-        table = f"ohlc_{base.value}"
-        if not wh.table_exists(con, table):
-            return {}, None
-        rows = con.execute(
-            f"SELECT symbol, arg_max(close, timestamp), max(timestamp) FROM {table} "
-            f"WHERE list_contains(?, symbol) GROUP BY symbol", [symbols]).fetchall()
-    marks = {s: float(c) for s, c, _ in rows}
-    newest = max((pd.Timestamp(t).tz_convert("UTC") for _, _, t in rows), default=None)
+    closes = wh.latest_closes(cfg.engine.base_timeframe, symbols)
+    marks = {s: c for s, (c, _) in closes.items()}
+    newest = max((t for _, t in closes.values()), default=None)
     return marks, newest
 
 
@@ -83,7 +89,8 @@ def performance_summary(status: Status, cfg: Config):
 
 def record(wh: Warehouse, action: str, who: str, why: str, target: str | None = None,
            now: pd.Timestamp | None = None) -> pd.Timestamp:
-    """Record an operator event; the engine applies it from the first cycle point after ``now``."""
+    """Record an operator event, stamped inside its insert transaction (``now`` fixes the stamp, for tests); the
+    engine applies it from the first cycle point after the stamp."""
     if action not in OPERATOR_ACTIONS:
         raise OperatorError(f"unknown operator action {action!r}")
     if not who or not why:
@@ -97,6 +104,5 @@ def record(wh: Warehouse, action: str, who: str, why: str, target: str | None = 
             raise OperatorError(f"close: trade group {target} is not in the ledger")
         if target not in set(open_positions(ledger)["trade_group_id"]):
             raise OperatorError(f"close: trade group {target} is already closed")
-    t = now if now is not None else pd.Timestamp.now(tz="UTC")
-    wh.record_operator_event(t, action, target, who, why)
-    return t
+    clock = (lambda: now) if now is not None else (lambda: pd.Timestamp.now(tz="UTC"))
+    return wh.record_operator_event(action, target, who, why, clock)

@@ -1,0 +1,63 @@
+"""The environment, read in ONE place: ``Environment.read(os.environ)`` (definitions.py and the CLI call it once).
+
+All optional — with none set everything runs on the synthetic source, a DuckDB file and the log:
+- ``CRYPTOTRACKER_CONFIG``: user config file merged over cryptotracker_assets/config.yaml.
+- ``CRYPTOTRACKER_MARKET_SOURCE``: ``synthetic`` | ``polygon`` | ``files`` (default: polygon when
+  ``POLYGON_API_KEY`` is set, else synthetic); ``CRYPTOTRACKER_FILES_DIR`` for ``files``;
+  ``CRYPTOTRACKER_POLYGON_BASE_URL`` to point the Polygon client elsewhere (tests).
+- ``SLACK_BOT_TOKEN``: notifications go to Slack instead of the log (the token itself is read by ``EnvVar``).
+- ``CRYPTOTRACKER_WAREHOUSE``: the DuckDB file; else ``$DAGSTER_HOME/warehouse.duckdb``; else
+  ``./.dagster_home/warehouse.duckdb`` (where ``make run`` writes).
+- ``DAGSTER_HOME``: the Dagster instance folder (default ``./.dagster_home``).
+Secrets are never stored here: only whether they are set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCES = ("synthetic", "polygon", "files")
+DEFAULT_HOME = ".dagster_home"
+
+
+class EnvironmentError_(ValueError):
+    """The environment asks for something inconsistent (names the variable)."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the environment asks for (paths resolved, secrets only as flags)."""
+
+    dagster_home: str
+    warehouse: str
+    config_path: str | None
+    market_source: str
+    files_dir: str | None
+    polygon_base_url: str | None
+    slack: bool
+
+    @classmethod
+    def read(cls, env: Mapping[str, str], cwd: Path | None = None) -> "Environment":
+        here = Path(cwd) if cwd is not None else Path.cwd()
+        home = str((here / (env.get("DAGSTER_HOME") or DEFAULT_HOME)).resolve())
+        warehouse = env.get("CRYPTOTRACKER_WAREHOUSE") or str(Path(home) / "warehouse.duckdb")
+        source = (env.get("CRYPTOTRACKER_MARKET_SOURCE") or ("polygon" if env.get("POLYGON_API_KEY") else
+                                                              "synthetic")).strip().lower()
+        if source not in SOURCES:
+            raise EnvironmentError_(f"CRYPTOTRACKER_MARKET_SOURCE={source!r}: expected one of {SOURCES}")
+        if source == "polygon" and not env.get("POLYGON_API_KEY"):
+            raise EnvironmentError_("CRYPTOTRACKER_MARKET_SOURCE=polygon needs POLYGON_API_KEY")
+        files_dir = env.get("CRYPTOTRACKER_FILES_DIR") or None
+        if source == "files" and not files_dir:
+            raise EnvironmentError_("CRYPTOTRACKER_MARKET_SOURCE=files needs CRYPTOTRACKER_FILES_DIR")
+        return cls(
+            dagster_home=home,
+            warehouse=str((here / warehouse).resolve()),
+            config_path=env.get("CRYPTOTRACKER_CONFIG") or None,
+            market_source=source,
+            files_dir=str((here / files_dir).resolve()) if files_dir else None,
+            polygon_base_url=env.get("CRYPTOTRACKER_POLYGON_BASE_URL") or None,
+            slack=bool(env.get("SLACK_BOT_TOKEN")),
+        )

@@ -1,0 +1,222 @@
+"""The paper engine against the warehouse (no Dagster): one tick, and the audit replay of a processed day.
+
+A **tick** reads, in one read transaction, the committed state, the ledger, the operator events, the stored
+``scan_preview`` and ``market_regime`` rows of the unprocessed cycle points and the base bars the exits need; it
+refuses scan / regime rows older than the bars they were computed from; it folds the engine over the cycle points
+day by day and commits ledger rows (``paper_trades``), ``scan_history``, ``portfolio_snapshots`` and the state of
+every UTC day it touched in ONE write transaction (SPEC §0.5, §7.2).
+
+An **audit** replays one UTC day from the state stored at the end of the day before, on the bars, scan rows and
+events stored now, and compares the replay with the rows the live ticks stored (SPEC §16: re-materializing a past
+engine day audits, never rewrites). Used by the paper-engine assets, the CLI and the crash tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..core.common import utc_days, utc_or_none
+from ..core.config import Config
+from ..core.engine import (EngineInputs, EngineOutputs, EngineState, ManualClose, next_cycle_points, run_engine)
+from ..core.engine_audit import AuditReport, compare_replay, concat_outputs, no_outputs
+from ..core.ledger import limit_violations
+from ..core.protection import OperatorAction, OperatorEvent
+from ..core.universe import Universe
+from ..core.watermarks import derived_span, watermarks_from_frame
+from ..storage.warehouse import (DayState, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, Warehouse)
+from .incremental import StaleInputError, require_fresh
+from .operator import read_ledger
+
+SCAN_PREVIEW_TABLE = "scan_preview"
+REGIME_TABLE = "market_regime"
+
+
+class EngineRunError(RuntimeError):
+    """The tick cannot run (inputs missing or stale, another partition first); names what to materialize."""
+
+
+@dataclass(frozen=True)
+class TickResult:
+    outputs: EngineOutputs  # every row the tick committed (all days)
+    state: EngineState  # after the last processed cycle point
+    previous_cursor: pd.Timestamp | None
+    days: tuple[DayState, ...]  # the state rows committed, one per UTC day touched
+
+    @property
+    def processed(self) -> int:
+        return len(self.outputs.cycle_points)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    state: EngineState
+    cursor: pd.Timestamp | None
+    ledger: pd.DataFrame
+    events: list
+    scan: pd.DataFrame
+    regime: pd.DataFrame
+    bars: pd.DataFrame
+
+
+def events_from(frame: pd.DataFrame) -> list:
+    """Operator events as the engine takes them (pause / resume, manual closes)."""
+    out: list = []
+    for r in frame.itertuples(index=False):
+        t = pd.Timestamp(r.event_time).tz_convert("UTC")
+        if r.action == "close":
+            out.append(ManualClose(time=t, trade_group_id=r.target, who=r.who, why=r.why))
+        else:
+            out.append(OperatorEvent(time=t, action=OperatorAction.parse(r.action), who=r.who, why=r.why))
+    return out
+
+
+def _state_of(row: dict | None) -> tuple[EngineState, pd.Timestamp | None]:
+    if row is None:
+        return EngineState(), None
+    return EngineState.from_json(row["state_json"]), utc_or_none(row["cursor"])
+
+
+def _exit_bars(wh: Warehouse, cfg: Config, state: EngineState, first: pd.Timestamp, last: pd.Timestamp,
+               con) -> pd.DataFrame:
+    """The base bars the fold needs: per symbol the bars after its last processed bar (every universe symbol
+    with bars, and any symbol holding a position or order); from ``first − derived_span`` for a symbol the
+    engine has not seen yet (its decision bar may be old)."""
+    u = Universe.from_config(cfg)
+    symbols = sorted(set(u.tiers) | {p.meta.symbol for p in state.positions} | {o.symbol for o in state.pending_orders})
+    after = {s: state.last_bars[s].time for s in symbols if s in state.last_bars}
+    return wh.read_bars_after(cfg.engine.base_timeframe, after, first - derived_span(cfg), last, symbols, con=con)
+
+
+def _read_inputs(wh: Warehouse, cfg: Config, points: pd.DatetimeIndex, state: EngineState,
+                 cursor: pd.Timestamp | None, con) -> _Inputs:
+    end = points[-1] + pd.Timedelta(microseconds=1)
+    scan = wh.read_slice(SCAN_PREVIEW_TABLE, "timestamp", points[0], end, con=con)
+    regime = wh.read_slice(REGIME_TABLE, "timestamp", points[0], end, con=con)
+    marks = wh.bar_watermarks(cfg.engine.base_timeframe, points[0] - derived_span(cfg), points[-1], con=con)
+    ledger = read_ledger(wh, con=con)
+    events = events_from(wh.operator_events(con=con))
+    bars = _exit_bars(wh, cfg, state, points[0], points[-1], con)
+    current = watermarks_from_frame(points, marks, derived_span(cfg))
+    for name, frame in ((SCAN_PREVIEW_TABLE, scan), (REGIME_TABLE, regime)):
+        try:
+            require_fresh(name, frame, points, current)
+        except StaleInputError as exc:  # the run that ticks the engine refreshes them first
+            raise EngineRunError(f"paper engine: {exc}") from None
+    return _Inputs(state, cursor, ledger, events, scan, regime, bars)
+
+
+def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[EngineState, list, list[DayState]]:
+    """Fold day by day (the state of each UTC day is stored); the ledger grows with each day's rows."""
+    state, ledger, outs, days = inputs.state, inputs.ledger, [], []
+    for day in utc_days(points[0], points[-1] + pd.Timedelta(microseconds=1)):
+        pts = points[(points >= day) & (points < day + pd.Timedelta(days=1))]
+        engine_in = EngineInputs(cfg=cfg, bars=inputs.bars, market_regime=inputs.regime, ledger=ledger,
+                                 events=inputs.events, scan_rows=inputs.scan)
+        state, out = run_engine(state, engine_in, pts)
+        outs.append(out)
+        if len(out.ledger_rows):
+            ledger = pd.concat([ledger, out.ledger_rows], ignore_index=True) if len(ledger) else out.ledger_rows
+        days.append(DayState(day=day, cursor=state.cursor, state_json=state.to_json(), watermark=state.watermark,
+                             config_version=cfg.config_version))
+    return state, outs, days
+
+
+def run_tick(
+    wh: Warehouse,
+    cfg: Config,
+    *,
+    until: pd.Timestamp | None = None,
+    start: pd.Timestamp | None = None,
+    max_points: int | None = None,
+    now: pd.Timestamp | None = None,
+    validate: Callable[[EngineOutputs, Sequence[DayState]], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
+    _crash_in_commit: bool = False,
+) -> TickResult:
+    """Process the unprocessed cycle points T < ``until`` that have stored scan_preview and market_regime rows, at
+    most ``max_points``. ``validate(outputs, day_states)`` runs before the commit (a schema check that raises
+    leaves the warehouse untouched). ``start``: the first cycle point this run may process (a partition's start); the cursor
+    must not lag behind it (the earlier partition must be materialized first). A fresh engine starts at ``start``
+    or at the first stored scan row."""
+    step = pd.Timedelta(minutes=cfg.engine.cycle_min)
+    with wh.snapshot() as con:
+        state, cursor = _state_of(wh.engine_state(con=con))
+        if start is not None and cursor is not None and cursor + step < start:
+            raise EngineRunError(
+                f"paper engine from {start:%Y-%m-%d %H:%M}: the engine's cursor is {cursor:%Y-%m-%d %H:%M} UTC; "
+                f"cycle points from {cursor + step:%Y-%m-%d %H:%M} belong to partition {cursor + step:%Y-%m-%d}: "
+                f"materialize it first")
+        first_scan, last_scan = wh.time_bounds(SCAN_PREVIEW_TABLE, "timestamp", con=con)
+        _, last_regime = wh.time_bounds(REGIME_TABLE, "timestamp", con=con)
+        if last_scan is None or last_regime is None:
+            raise EngineRunError("paper engine: scan_preview and market_regime have no rows yet (materialize "
+                                 "features_scan, market_regime and scan_preview first)")
+        end = min(last_scan, last_regime) + step
+        if until is not None:
+            end = min(end, until)
+        points = next_cycle_points(state, cfg, end=end, start=start if start is not None else first_scan)
+        if max_points is not None:
+            points = points[:max_points]
+        if len(points) == 0:
+            return TickResult(no_outputs(state, cfg), state, cursor, ())
+        inputs = _read_inputs(wh, cfg, points, state, cursor, con)
+    new_state, outs, days = _fold_days(inputs, cfg, points)
+    out = concat_outputs(outs, new_state, cfg)
+    violations = limit_violations(new_state.open_counts(), cfg)
+    if violations:
+        raise EngineRunError(f"paper engine: limits exceeded after the tick: {violations}")
+    if validate is not None:
+        validate(out, days)
+    if before_commit is not None:
+        before_commit()
+    wh.commit_tick(
+        {LEDGER_TABLE: out.ledger_rows, SCAN_HISTORY_TABLE: out.scan_rows, SNAPSHOTS_TABLE: out.snapshots},
+        states=days, previous_cursor=cursor,
+        committed_at=now if now is not None else pd.Timestamp.now(tz="UTC"), _crash_before_commit=_crash_in_commit,
+    )
+    return TickResult(outputs=out, state=new_state, previous_cursor=cursor, days=tuple(days))
+
+
+def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> AuditReport:
+    """Replay UTC ``day`` from the state stored at the end of the latest earlier day (a fresh state if there is
+    none) over the cycle points the live ticks processed that day, and compare ledger rows, scan rows, snapshots
+    and the day's end state with the stored ones (the first difference is named)."""
+    day = pd.Timestamp(day).tz_convert("UTC").floor("1D")
+    nxt = day + pd.Timedelta(days=1)
+    with wh.snapshot() as con:
+        stored_snaps = wh.read_slice(SNAPSHOTS_TABLE, "cycle_point", day, nxt, con=con)
+        if stored_snaps is None or stored_snaps.empty:
+            return AuditReport(day=day, cycle_points=0, passed=True, first_difference=None, compared={})
+        points = pd.DatetimeIndex(stored_snaps["cycle_point"]).sort_values()
+        before = wh.engine_state(before_day=day, con=con)
+        state, cursor = _state_of(before)
+        stored = {
+            LEDGER_TABLE: read_ledger(wh, day, nxt, con=con),
+            SCAN_HISTORY_TABLE: wh.read_slice(SCAN_HISTORY_TABLE, "timestamp", day, nxt, con=con),
+            SNAPSHOTS_TABLE: stored_snaps,
+        }
+        end_row = wh.engine_states(day, nxt, con=con)
+        try:
+            inputs = _read_inputs(wh, cfg, points, state, cursor, con)
+        except EngineRunError as exc:  # stale scan rows: the audit cannot replay what the bars now say
+            return AuditReport(day=day, cycle_points=len(points), passed=False, first_difference=str(exc),
+                               compared={})
+        inputs = _Inputs(inputs.state, inputs.cursor, read_ledger(wh, None, day, con=con), inputs.events,
+                         inputs.scan, inputs.regime, inputs.bars)
+    new_state, outs, _ = _fold_days(inputs, cfg, points)
+    replay = concat_outputs(outs, new_state, cfg)
+    stored_state = end_row["state_json"].iloc[-1] if end_row is not None and len(end_row) else None
+    return compare_replay(day, points, replay, new_state, stored, stored_state)
+
+
+def engine_points_per_day(result: TickResult) -> dict[str, int]:
+    """Cycle points processed per UTC day (partition key → count)."""
+    pts = result.outputs.cycle_points
+    if len(pts) == 0:
+        return {}
+    keys, counts = np.unique(pts.strftime("%Y-%m-%d"), return_counts=True)
+    return {str(k): int(c) for k, c in zip(keys, counts)}

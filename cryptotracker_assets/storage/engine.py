@@ -1,0 +1,164 @@
+"""The paper engine's tables: its state (one row per UTC day of the cycle points it processed), the one-transaction
+tick commit with its cursor check, the ledger read and the operator events. Never imports dagster."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .base import WarehouseError, check_ident, query_df, scalar, slice_where, table_columns, table_exists
+from .tables import append_frame
+
+LEDGER_TABLE = "paper_trades"
+SCAN_HISTORY_TABLE = "scan_history"
+SNAPSHOTS_TABLE = "portfolio_snapshots"
+ENGINE_STATE_TABLE = "engine_state"
+
+ENGINE_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS engine_state (
+    day             TIMESTAMPTZ NOT NULL,
+    cursor          TIMESTAMPTZ NOT NULL,
+    state_json      VARCHAR     NOT NULL,
+    watermark       TIMESTAMPTZ,
+    config_version  BIGINT      NOT NULL,
+    committed_at    TIMESTAMPTZ NOT NULL,
+    ticks           BIGINT      NOT NULL
+)
+"""
+OPERATOR_EVENTS_DDL = """
+CREATE TABLE IF NOT EXISTS operator_events (
+    event_time      TIMESTAMPTZ NOT NULL,
+    action          VARCHAR     NOT NULL,
+    target          VARCHAR,
+    who             VARCHAR     NOT NULL,
+    why             VARCHAR     NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class DayState:
+    """The engine state at the end of the last processed cycle point of one UTC ``day``."""
+
+    day: pd.Timestamp
+    cursor: pd.Timestamp
+    state_json: str
+    watermark: pd.Timestamp | None
+    config_version: int
+
+
+def create_engine_tables(con) -> None:
+    if table_exists(con, ENGINE_STATE_TABLE) and "id" in table_columns(con, ENGINE_STATE_TABLE):
+        # A warehouse written before the state was kept per day: its one row becomes the row of its cursor's day.
+        con.execute("ALTER TABLE engine_state RENAME TO engine_state_v1")
+        con.execute(ENGINE_STATE_DDL)
+        con.execute("INSERT INTO engine_state SELECT date_trunc('day', cursor), cursor, state_json, watermark, "
+                    "config_version, committed_at, ticks FROM engine_state_v1 WHERE cursor IS NOT NULL")
+        con.execute("DROP TABLE engine_state_v1")
+    con.execute(ENGINE_STATE_DDL)
+    con.execute(OPERATOR_EVENTS_DDL)
+
+
+def _latest_cursor(con) -> pd.Timestamp | None:
+    v = scalar(con, "SELECT max(cursor) FROM engine_state")
+    return None if v is None else pd.Timestamp(v).tz_convert("UTC")
+
+
+class EngineTablesMixin:
+    """Engine reads and the tick commit of :class:`~.warehouse.Warehouse`."""
+
+    def engine_state(self, before_day: pd.Timestamp | None = None, *, con=None) -> dict | None:
+        """The newest engine state row (``day``, ``cursor``, ``state_json``, ``watermark``, ``config_version``,
+        ``committed_at``, ``ticks``) — of a day before ``before_day`` if given — or None."""
+        sql, params = "SELECT * FROM engine_state", []
+        if before_day is not None:
+            sql += " WHERE day < ?"
+            params.append(pd.Timestamp(before_day).to_pydatetime())
+        sql += " ORDER BY day DESC LIMIT 1"
+
+        def read(c) -> dict | None:
+            rows = query_df(c, sql, params)
+            return None if rows.empty else rows.iloc[0].to_dict()
+
+        if con is not None:
+            return read(con)
+        with self.connect(read_only=True) as c:
+            return read(c)
+
+    def engine_states(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, *,
+                      con=None) -> pd.DataFrame | None:
+        """The per-day state rows with ``day`` in [start, end), oldest first (None before the first tick)."""
+        return self.read_slice(ENGINE_STATE_TABLE, "day", start, end, con=con)
+
+    def read_ledger_rows(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, *,
+                         con=None) -> pd.DataFrame | None:
+        """Ledger rows with cycle point in [start, end), in commit order (cycle point, trade_group_id, side,
+        level); None before the first tick."""
+        where, params = slice_where("cycle_point", start, end)
+        sql = f"SELECT * FROM {LEDGER_TABLE} WHERE {where} ORDER BY cycle_point, trade_group_id, side, level"
+
+        def read(c) -> pd.DataFrame | None:
+            return query_df(c, sql, params) if table_exists(c, LEDGER_TABLE) else None
+
+        if con is not None:
+            return read(con)
+        with self.connect(read_only=True) as c:
+            return read(c)
+
+    def commit_tick(
+        self,
+        appends: Mapping[str, pd.DataFrame],
+        *,
+        states: Sequence[DayState],
+        previous_cursor: pd.Timestamp | None,
+        committed_at: pd.Timestamp,
+        _crash_before_commit: bool = False,
+    ) -> None:
+        """Append the tick's rows to their tables and store the state of every day it processed, in ONE
+        transaction.
+
+        The stored cursor must still be ``previous_cursor`` (optimistic check): a tick computed from an older
+        state is refused, so a cycle point is never processed twice. Tables are created from the first frame
+        written to them; appends go by column name."""
+        with self.transaction() as con:
+            stored = _latest_cursor(con)
+            if stored != previous_cursor:
+                raise WarehouseError(f"engine_state: cursor is {stored}, the tick started from {previous_cursor} "
+                                     f"(another tick committed first)")
+            for table, df in appends.items():
+                append_frame(con, check_ident(table), df)
+            for s in states:
+                day = pd.Timestamp(s.day).to_pydatetime()
+                ticks = scalar(con, "SELECT coalesce(max(ticks), 0) FROM engine_state WHERE day = ?", [day])
+                con.execute("DELETE FROM engine_state WHERE day = ?", [day])
+                con.execute("INSERT INTO engine_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [day, s.cursor.to_pydatetime(), s.state_json,
+                             None if s.watermark is None else pd.Timestamp(s.watermark).to_pydatetime(),
+                             int(s.config_version), committed_at.to_pydatetime(), int(ticks) + 1])
+            if _crash_before_commit:  # test hook: the process dies with everything written but not committed
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    # --- operator events ---------------------------------------------------------------------------------------
+
+    def record_operator_event(self, action: str, target: str | None, who: str, why: str,
+                              clock: Callable[[], pd.Timestamp]) -> pd.Timestamp:
+        """Insert an operator event stamped by ``clock()`` INSIDE the insert transaction (after the file lock is
+        held), so a tick that read the events before it can never have missed an event stamped before its cycle
+        point (SPEC §0.2). Returns the stamp."""
+        with self.transaction() as con:
+            t = clock()
+            con.execute("INSERT INTO operator_events VALUES (?, ?, ?, ?, ?)",
+                        [t.to_pydatetime(), action, target, who, why])
+        return t
+
+    def operator_events(self, *, con=None) -> pd.DataFrame:
+        sql = "SELECT * FROM operator_events ORDER BY event_time, action, target"
+        if con is not None:
+            return query_df(con, sql)
+        with self.connect(read_only=True) as c:
+            return query_df(c, sql)

@@ -1,0 +1,215 @@
+"""Derived tables in the warehouse: atomic slice replace / append / read, retention and the summary. Never imports
+dagster. A table is created from the first frame written to it; later frames must carry the same columns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pandas as pd
+
+from ..core.config import Timeframe
+from .base import (WarehouseError, check_ident, insert_frame, ohlc_table, query_df, scalar, slice_where,
+                   table_columns, table_exists, to_utc_ns, SliceWrite)
+
+CONFIG_VERSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS config_versions (
+    config_version BIGINT      NOT NULL,
+    fingerprint    VARCHAR     NOT NULL,
+    source         VARCHAR,
+    values_json    VARCHAR     NOT NULL,
+    recorded_at    TIMESTAMPTZ NOT NULL
+)
+"""
+
+
+def _same_columns(con, table: str, df: pd.DataFrame) -> None:
+    """The frame carries every stored column (no silent drift); a column the table lacks is added to it first
+    (a forward migration: stored rows get NULL there, which the watermark checks treat as stale)."""
+    cols = table_columns(con, table)
+    missing = sorted(set(cols) - set(df.columns))
+    if missing:
+        raise WarehouseError(f"{table}: the rows to store lack the stored column(s) {missing}")
+    new = [c for c in df.columns if c not in cols]
+    if new:
+        con.register("_shape", df.iloc[0:0][new])
+        try:
+            types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _shape)").fetchall())
+        finally:
+            con.unregister("_shape")
+        for c in new:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {check_ident(c)} {types[c]}")
+
+
+class TablesMixin:
+    """Generic table operations of :class:`~.warehouse.Warehouse`."""
+
+    def replace_table(self, table: str, df: pd.DataFrame) -> int:
+        """Replace a whole (small, unpartitioned) table with ``df`` in one transaction."""
+        check_ident(table)
+        df = to_utc_ns(df.copy(), list(df.columns))
+        with self.transaction() as con:
+            con.register("_incoming", df)
+            try:
+                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _incoming")
+            finally:
+                con.unregister("_incoming")
+        return len(df)
+
+    def replace_slice(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        time_column: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        symbols: Sequence[str] | None = None,
+    ) -> SliceWrite:
+        """Replace rows of ``table`` with ``time_column`` in [start, end) (× ``symbols`` if given) by ``df``, in
+        ONE transaction, by column name. The table is created from ``df``'s schema on first write; a column the
+        frame adds is added to the table (a forward migration: other rows get NULL there); a frame lacking a stored
+        column is an error naming it (no silent column drift)."""
+        check_ident(table)
+        check_ident(time_column)
+        df = to_utc_ns(df.copy(), list(df.columns))
+        if len(df):
+            outside = (df[time_column] < start) | (df[time_column] >= end)
+            if symbols is not None:
+                outside |= ~df["symbol"].isin(list(symbols))
+            if outside.any():
+                raise WarehouseError(f"{table}: {int(outside.sum())} row(s) outside the slice [{start}, {end})")
+        where, params = slice_where(time_column, start, end, symbols)
+        with self.transaction() as con:
+            if df.empty and not table_exists(con, table):
+                return SliceWrite(table=table, deleted=0, inserted=0, unchanged=0)  # no types to create it from
+            con.register("_incoming", df)
+            try:
+                if not table_exists(con, table):
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming LIMIT 0")
+                _same_columns(con, table, df)
+                deleted = scalar(con, f"SELECT count(*) FROM {table} WHERE {where}", params)
+                con.execute(f"DELETE FROM {table} WHERE {where}", params)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+            finally:
+                con.unregister("_incoming")
+        return SliceWrite(table=table, deleted=int(deleted), inserted=len(df), unchanged=0)
+
+    def read_slice(
+        self,
+        table: str,
+        time_column: str,
+        start: pd.Timestamp | None = None,
+        end: pd.Timestamp | None = None,
+        symbols: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        where_true: str | None = None,
+        con=None,
+    ) -> pd.DataFrame | None:
+        """All rows of ``table`` with ``time_column`` in [start, end) (only ``columns`` if given, those the table
+        has; only rows whose boolean column ``where_true`` is true if given), ordered by ``order_by`` (default: symbol
+        when the table has one) then time; None when the table does not exist yet."""
+        check_ident(table)
+        check_ident(time_column)
+        where, params = slice_where(time_column, start, end, symbols)
+        if where_true is not None:
+            where += f" AND {check_ident(where_true)}"
+
+        def read(c) -> pd.DataFrame | None:
+            if not table_exists(c, table):
+                return None
+            have = table_columns(c, table)
+            by = order_by
+            if by is None:
+                by = ("symbol",) if "symbol" in have else ()
+            order = ", ".join([*(check_ident(x) for x in by), time_column])
+            what = "*" if columns is None else ", ".join(check_ident(x) for x in columns if x in have)
+            return query_df(c, f"SELECT {what} FROM {table} WHERE {where} ORDER BY {order}", params)
+
+        if con is not None:
+            return read(con)
+        with self.connect(read_only=True) as c:
+            return read(c)
+
+    def read_table(self, table: str, order_by: Sequence[str] = ()) -> pd.DataFrame | None:
+        """A whole (small) table, ordered by ``order_by``; None when it does not exist."""
+        check_ident(table)
+        order = f" ORDER BY {', '.join(check_ident(c) for c in order_by)}" if order_by else ""
+        with self.connect(read_only=True) as con:
+            if not table_exists(con, table):
+                return None
+            return query_df(con, f"SELECT * FROM {table}{order}")
+
+    def delete_before(self, table: str, column: str, cutoff: pd.Timestamp, keep: str | None = None) -> int:
+        """Delete rows of ``table`` with ``column`` < ``cutoff`` (retention), except rows where the boolean
+        column ``keep`` is true; returns the count."""
+        check_ident(table)
+        check_ident(column)
+        cond = f"{column} < ?" + (f" AND NOT coalesce({check_ident(keep)}, FALSE)" if keep else "")
+        with self.transaction() as con:
+            if not table_exists(con, table):
+                return 0
+            n = scalar(con, f"SELECT count(*) FROM {table} WHERE {cond}", [cutoff.to_pydatetime()])
+            con.execute(f"DELETE FROM {table} WHERE {cond}", [cutoff.to_pydatetime()])
+        return int(n)
+
+    # --- config versions ---------------------------------------------------------------------------------------
+
+    def record_config_version(self, config_version: int, fingerprint: str, source: str, values: dict,
+                              now: pd.Timestamp) -> bool:
+        """Record the effective config unless the latest recorded one has the same fingerprint; True if new."""
+        with self.transaction() as con:
+            con.execute(CONFIG_VERSIONS_DDL)
+            rows = con.execute(
+                "SELECT fingerprint FROM config_versions ORDER BY recorded_at DESC LIMIT 1").fetchall()
+            if rows and rows[0][0] == fingerprint:
+                return False
+            con.execute("INSERT INTO config_versions VALUES (?, ?, ?, ?, ?)",
+                        [config_version, fingerprint, source, json.dumps(values, sort_keys=True),
+                         now.to_pydatetime()])
+        return True
+
+    # --- what is stored ----------------------------------------------------------------------------------------
+
+    def summary(self, derived: Sequence[str] = ()) -> pd.DataFrame:
+        """What is stored: per OHLC table the symbols, bars, first/last bar and suspect/reject counts; then the
+        ``derived`` tables (rows, symbols if they have them, first/last of their time column)."""
+        rows = []
+        with self.connect(read_only=True) as con:
+            for tf in Timeframe:
+                table = ohlc_table(tf)
+                n, nsym, first, last, susp = con.execute(
+                    f"SELECT count(*), count(DISTINCT symbol), min(timestamp), max(timestamp), "
+                    f"count(*) FILTER (WHERE suspect) FROM {table}"
+                ).fetchall()[0]
+                if n == 0:
+                    continue
+                rej = scalar(con, "SELECT count(*) FROM ohlc_rejects WHERE timeframe = ?", [tf.value])
+                rows.append({"table": table, "symbols": nsym, "bars": n,
+                             "first_bar": pd.Timestamp(first).tz_convert("UTC"),
+                             "last_bar": pd.Timestamp(last).tz_convert("UTC"), "suspect": susp, "rejects": rej})
+            for table in derived:
+                check_ident(table)
+                if not table_exists(con, table):
+                    continue
+                cols = set(table_columns(con, table))
+                sym = "count(DISTINCT symbol)" if "symbol" in cols else "NULL"
+                tcol = next(c for c in ("timestamp", "detected_at", "cycle_point", "day") if c in cols)
+                n, nsym, first, last = con.execute(
+                    f"SELECT count(*), {sym}, min({tcol}), max({tcol}) FROM {table}").fetchall()[0]
+                if n:
+                    rows.append({"table": table, "symbols": nsym, "bars": n,
+                                 "first_bar": pd.Timestamp(first).tz_convert("UTC"),
+                                 "last_bar": pd.Timestamp(last).tz_convert("UTC"), "suspect": None, "rejects": None})
+        return pd.DataFrame(rows, columns=["table", "symbols", "bars", "first_bar", "last_bar", "suspect", "rejects"])
+
+
+def append_frame(con, table: str, df: pd.DataFrame) -> None:
+    """Append ``df`` to ``table`` inside an open transaction (ns UTC times, by column name)."""
+    if df is None or df.empty:
+        return
+    frame = to_utc_ns(df.copy(), list(df.columns))
+    if table_exists(con, table):
+        _same_columns(con, table, frame)
+    insert_frame(con, table, frame)
