@@ -14,7 +14,7 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Daily-partitioned tables below the candles, in flow order (the rows column counts rows, not bars).
 DERIVED_TABLES = ("features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
-                  "strategy_setups", "scan_history", "portfolio_snapshots")
+                  "scan_history", "strategy_setups", "paper_trades", "portfolio_snapshots", "engine_state")
 
 
 def _print_table(df: pd.DataFrame) -> None:
@@ -34,12 +34,11 @@ def _print_table(df: pd.DataFrame) -> None:
     print(pd.DataFrame(cells).to_string(index=False))
 
 
-def _ensure_dagster_home() -> Path:
-    home = os.environ.get("DAGSTER_HOME")
-    if not home:
-        home = str(PROJECT_ROOT / ".dagster_home")
-        os.environ["DAGSTER_HOME"] = home
-    path = Path(home)
+def _ensure_dagster_home(env) -> Path:
+    """The Dagster instance folder of ``env`` (created with the embedded instance file when missing); exported
+    for the Dagster instance this process opens."""
+    path = Path(env.dagster_home)
+    os.environ["DAGSTER_HOME"] = str(path)
     path.mkdir(parents=True, exist_ok=True)
     if not (path / "dagster.yaml").exists() and (PROJECT_ROOT / "dagster.yaml").exists():
         shutil.copy(PROJECT_ROOT / "dagster.yaml", path / "dagster.yaml")
@@ -51,7 +50,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
     from .core.config import ConfigError, format_trail_lock_report, load_config, raw_dict, trail_lock_report
 
-    path = args.file or os.environ.get("CRYPTOTRACKER_CONFIG") or None
+    path = args.file or args.env.config_path
     try:
         cfg = load_config(path)
     except ConfigError as exc:
@@ -68,13 +67,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    home = _ensure_dagster_home()
+    home = _ensure_dagster_home(args.env)
     warnings.filterwarnings("ignore")
     import dagster as dg
 
-    from .definitions import defs, timeframes_for, warehouse_path_from_env
+    from .definitions import build_definitions, timeframes_for
     from .storage.warehouse import Warehouse
 
+    defs = build_definitions(args.env)
     cfg = defs.resources["project_config"].load()
     symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
     from .core.universe import Universe
@@ -106,7 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not result.success:
         print(f"demo FAILED: main_job run {result.run_id} failed; see the Dagster UI (make ui)", file=sys.stderr)
         return 1
-    wh = Warehouse(warehouse_path_from_env(os.environ))
+    wh = Warehouse(args.env.warehouse)
     print(f"\nmain_job run {result.run_id} succeeded. Stored in {wh.path}:\n")
     _print_table(wh.summary(derived=DERIVED_TABLES))
     rejects = wh.read_rejects()
@@ -120,17 +120,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warehouse(args: argparse.Namespace):
-    from .definitions import warehouse_path_from_env
+def _warehouse(args: argparse.Namespace, create: bool = False):
+    """The warehouse a command uses (``--warehouse``, else the environment's); read-only commands never create
+    one."""
     from .storage.warehouse import Warehouse
 
-    return Warehouse(getattr(args, "warehouse", None) or warehouse_path_from_env(os.environ))
+    path = getattr(args, "warehouse", None) or args.env.warehouse
+    return Warehouse(path, create=create)
 
 
-def _config():
+def _config(args: argparse.Namespace):
     from .core.config import load_config
 
-    return load_config(os.environ.get("CRYPTOTRACKER_CONFIG") or None)
+    return load_config(args.env.config_path)
 
 
 def _fmt_pct(x: float) -> str:
@@ -138,7 +140,7 @@ def _fmt_pct(x: float) -> str:
 
 
 def _print_performance(wh, cfg) -> None:
-    from .operator import load_status, performance_summary
+    from .services.operator import load_status, performance_summary
 
     st = load_status(wh, cfg)
     perf = performance_summary(st, cfg)
@@ -175,25 +177,34 @@ def _print_positions(st) -> None:
 
 
 def cmd_performance(args: argparse.Namespace) -> int:
-    _print_performance(_warehouse(args), _config())
+    wh = _warehouse(args)
+    if not wh.exists():
+        print(f"warehouse: {wh.path} (nothing stored yet: run `make run`)")
+        return 0
+    print(f"warehouse: {wh.path}")
+    _print_performance(wh, _config(args))
     return 0
 
 
 def cmd_positions(args: argparse.Namespace) -> int:
-    from .operator import load_status
+    from .services.operator import load_status
 
-    _print_positions(load_status(_warehouse(args), _config()))
+    wh = _warehouse(args)
+    if not wh.exists():
+        print(f"warehouse: {wh.path} (nothing stored yet: run `make run`)")
+        return 0
+    _print_positions(load_status(wh, _config(args)))
     return 0
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
     import getpass
 
-    from .operator import OperatorError, record
+    from .services.operator import OperatorError, record
 
     who = args.who or getpass.getuser()
     try:
-        t = record(_warehouse(args), args.command, who, args.why, getattr(args, "trade_group_id", None))
+        t = record(_warehouse(args, create=True), args.command, who, args.why, getattr(args, "trade_group_id", None))
     except OperatorError as exc:
         print(f"{args.command} refused: {exc}", file=sys.stderr)
         return 2
@@ -204,12 +215,12 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from .definitions import warehouse_path_from_env
-    from .storage.warehouse import Warehouse
-
-    wh = Warehouse(args.warehouse or warehouse_path_from_env(os.environ))
+def cmd_data(args: argparse.Namespace) -> int:
+    wh = _warehouse(args)
     print(f"warehouse: {wh.path}")
+    if not wh.exists():
+        print("(nothing stored)")
+        return 0
     _print_table(wh.summary(derived=DERIVED_TABLES))
     return 0
 
@@ -254,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="what is stored in the warehouse")
     p.add_argument("--warehouse", help="DuckDB file (default: $CRYPTOTRACKER_WAREHOUSE)")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=cmd_data)
 
     from .simulate_cli import add_simulate_parser
 
@@ -263,8 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .environment import Environment, EnvironmentError_
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        args.env = Environment.read(os.environ)  # the one read of the environment
+    except EnvironmentError_ as exc:
+        print(f"cryptotracker: {exc}", file=sys.stderr)
+        return 2
     return int(args.func(args) or 0)
 
 

@@ -1,26 +1,46 @@
-"""Jobs: one ingest job per timeframe, the main job, data health and gap healing."""
+"""Jobs. Each asset is materialized by one job per reason:
+
+- ``ohlc_<tf>_job`` — candles of one timeframe (the ingest schedules);
+- ``paper_engine_job`` — the chain for the partition of each new base-bar materialization (``paper_engine_sensor``):
+  ``market_regime`` and ``features_scan`` → ``scan_preview`` → the paper engine's four outputs (with the blocking
+  ``ledger_invariants``) → ``strategy_setups`` and ``readiness_board``;
+- ``features_job`` — the end-product features ``features_15m`` and ``features_daily`` (``features_schedule``);
+- ``main_job`` — the whole pipeline for a window of days (``make run``, backfills);
+- ``data_health_job``, ``gap_healing_job``, ``config_job``, ``retention_job`` — maintenance.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from . import checks as C
-from .assets.market_data import ohlc_asset_name
+from .assets.common import ohlc_asset_name
+from .assets.paper import ENGINE_OUTPUTS, ENGINE_TAG, REPLAY_MATCHES_LEDGER
 from .core.config import Timeframe
 from .partitions import daily_partitions
 
 MAIN_JOB = "main_job"
+PAPER_ENGINE_JOB = "paper_engine_job"
 FEATURES_JOB = "features_job"
-FEATURES_GROUP = "features"
-SETUPS_GROUP = "setups"
-PAPER_GROUP = "paper"
 DATA_HEALTH_JOB = "data_health_job"
 GAP_HEALING_JOB = "gap_healing_job"
 CONFIG_JOB = "config_job"
+CHAIN_ASSETS = ("market_regime", "features_scan", "scan_preview", *ENGINE_OUTPUTS, "strategy_setups",
+                "readiness_board")
+END_PRODUCT_FEATURES = ("features_15m", "features_daily")
 
 
 def ohlc_job_name(tf: Timeframe) -> str:
     return f"ohlc_{tf.value}_job"
+
+
+def partition_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
+    names = [C.OHLC_INTEGRITY, C.OHLC_SUSPECT_MOVES, C.OHLC_GAPS]
+    return [dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), n) for tf in timeframes for n in names]
+
+
+def _replay_check() -> dg.AssetSelection:
+    return dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("paper_trades"), REPLAY_MATCHES_LEDGER))
 
 
 def build_ohlc_job(tf: Timeframe) -> dg.UnresolvedAssetJobDefinition:
@@ -37,57 +57,57 @@ def build_ohlc_job(tf: Timeframe) -> dg.UnresolvedAssetJobDefinition:
 def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         MAIN_JOB,
-        # The assets with the checks computed in their own step; the table-wide health checks run in
-        # data_health_job (they judge every active symbol, not the window a run just stored).
+        # The candles with the checks computed in their own step (the table-wide health checks run in
+        # data_health_job: they judge every active symbol, not the window a run just stored), then everything
+        # downstream with its checks, the day audits included.
         selection=dg.AssetSelection.assets(*[ohlc_asset_name(tf) for tf in timeframes]).without_checks()
         | dg.AssetSelection.checks(*partition_check_keys(timeframes))
-        | dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP, PAPER_GROUP),
+        | dg.AssetSelection.assets(*CHAIN_ASSETS, *END_PRODUCT_FEATURES),
         partitions_def=daily_partitions,
-        description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window).",
+        description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window): candles, "
+                    "features, regime, scan, the paper engine and the audit of every engine day.",
         tags={"cryptotracker/kind": "main"},
     )
 
 
-def partition_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
-    names = [C.OHLC_INTEGRITY, C.OHLC_SUSPECT_MOVES, C.OHLC_GAPS]
-    return [dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), n) for tf in timeframes for n in names]
-
+paper_engine_job = dg.define_asset_job(
+    PAPER_ENGINE_JOB,
+    selection=dg.AssetSelection.assets(*CHAIN_ASSETS) - _replay_check(),
+    partitions_def=daily_partitions,
+    description="The chain from new base bars to committed fills for a UTC day (or the days since the engine's "
+                "cursor): market regime and scan features, scan preview, one paper-engine tick with its blocking "
+                "ledger check, strategy setups and the readiness board (launched by paper_engine_sensor).",
+    tags={ENGINE_TAG: "tick", "cryptotracker/kind": "engine"},
+)
 
 features_job = dg.define_asset_job(
     FEATURES_JOB,
-    selection=dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP) - dg.AssetSelection.assets("market_regime"),
+    selection=dg.AssetSelection.assets(*END_PRODUCT_FEATURES),
     partitions_def=daily_partitions,
-    description="Features, setups, scan preview and readiness board for one UTC day (triggered by new "
-                "market_regime materializations, which paper_engine_job makes from new base bars).",
+    description="The 15m ML features and the daily BTC context for a UTC day (features_schedule); their consumers "
+                "arrive with the models.",
     tags={"cryptotracker/kind": "features"},
 )
 
 
-analysis_job = dg.define_asset_job(
-    "analysis_job",
-    selection=dg.AssetSelection.groups(FEATURES_GROUP, SETUPS_GROUP),
-    partitions_def=daily_partitions,
-    description="Market regime, features, setups, scan preview and readiness board for UTC days (manual runs and "
-                "backfills; the sensors run the same assets as paper_engine_job + features_job).",
-    tags={"cryptotracker/kind": "features"},
-)
-
-
-def health_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
+def health_check_keys(timeframes: list[Timeframe], freshness: list[dg.AssetChecksDefinition]
+                      ) -> list[dg.AssetCheckKey]:
     keys = []
     for tf in timeframes:
         names = [C.OHLC_FRESHNESS, C.OHLC_COMPLETENESS, C.OHLC_UNIQUE_KEYS]
         if tf in (Timeframe.M15, Timeframe.H1):
             names.append(C.OHLC_AGGREGATES)
         keys += [dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), n) for n in names]
-    return keys
+    return keys + [k for checks in freshness for k in checks.check_keys]
 
 
-def build_data_health_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefinition:
+def build_data_health_job(timeframes: list[Timeframe], freshness: list[dg.AssetChecksDefinition]
+                          ) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         DATA_HEALTH_JOB,
-        selection=dg.AssetSelection.checks(*health_check_keys(timeframes)),
-        description="Freshness, completeness, aggregate and uniqueness checks on the stored candles.",
+        selection=dg.AssetSelection.checks(*health_check_keys(timeframes, freshness)),
+        description="Freshness (per symbol and per partition), completeness, aggregate and uniqueness checks on "
+                    "the stored candles.",
         tags={"cryptotracker/kind": "health"},
     )
 

@@ -5,9 +5,9 @@ STOPPED by default (enable them in the UI: Automation → schedule → toggle)."
 import dagster as dg
 import pandas as pd
 
-from .assets.market_data import ohlc_asset_name
+from .assets.common import ohlc_asset_name
 from .core.config import Config, Timeframe
-from .jobs import ohlc_job_name
+from .jobs import FEATURES_JOB, ohlc_job_name
 
 DATA_TZ = "UTC"
 
@@ -83,9 +83,29 @@ def build_maintenance_schedules(cfg: Config) -> list[dg.ScheduleDefinition]:
          "Re-fetch gaps in the stored candles (data.health.gaps.cron_utc)."),
         ("retention_schedule", cfg.data.retention_cron_utc, "retention_job",
          "Apply data.retention_d (data.retention_cron_utc)."),
+        # The 15m feature bars close on the 15m candle grid: the same cadence as the 15m ingest.
+        ("features_schedule", cfg.data.ingest.of(Timeframe.M15).cron_utc, FEATURES_JOB,
+         "The 15m ML features and the daily BTC context of today (data.ingest.15m.cron_utc)."),
     ]
-    return [
-        dg.ScheduleDefinition(name=name, cron_schedule=cron, job_name=job, execution_timezone=DATA_TZ,
-                              default_status=dg.DefaultScheduleStatus.STOPPED, description=description)
-        for name, cron, job, description in specs
-    ]
+    out = []
+    for name, cron, job, description in specs:
+        if job == FEATURES_JOB:
+            out.append(_today_schedule(name, cron, job, description))
+        else:
+            out.append(dg.ScheduleDefinition(name=name, cron_schedule=cron, job_name=job, execution_timezone=DATA_TZ,
+                                             default_status=dg.DefaultScheduleStatus.STOPPED,
+                                             description=description))
+    return out
+
+
+def _today_schedule(name: str, cron: str, job: str, description: str) -> dg.ScheduleDefinition:
+    """A schedule of a daily-partitioned job that runs today's (UTC) partition at every tick."""
+
+    @dg.schedule(name=name, cron_schedule=cron, job_name=job, execution_timezone=DATA_TZ,
+                 default_status=dg.DefaultScheduleStatus.STOPPED, description=description)
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        tick = pd.Timestamp(context.scheduled_execution_time).tz_convert("UTC")
+        day = (tick - pd.Timedelta(microseconds=1)).floor("1D").strftime("%Y-%m-%d")
+        return dg.RunRequest(run_key=f"{name}:{tick:%Y%m%dT%H%M}", partition_key=day)
+
+    return _schedule

@@ -14,41 +14,89 @@ from cryptotracker_assets.core.config import Timeframe
 from cryptotracker_assets.definitions import EnvironmentError_, build_definitions
 from cryptotracker_assets.schedules import ohlc_run_requests
 
-EXPECTED_ASSETS = {"ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d", "data_gaps", "universe", "effective_config",
-                   "features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
-                   "strategy_setups", "readiness_board", "paper_trades"}
-EXPECTED_JOBS = {"main_job", "ohlc_1m_job", "ohlc_15m_job", "ohlc_1h_job", "ohlc_1d_job", "data_health_job",
-                 "gap_healing_job", "retention_job", "config_job", "features_job", "analysis_job",
-                 "paper_engine_job"}
-EXPECTED_SCHEDULES = {"ohlc_1m_schedule", "ohlc_15m_schedule", "ohlc_1h_schedule", "ohlc_1d_schedule",
-                      "data_health_schedule", "gap_healing_schedule", "retention_schedule"}
+OHLC = ("ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d")
+ENGINE = ("paper_trades", "scan_history", "portfolio_snapshots", "engine_state")
+# Every asset and its upstream keys: the flow ohlc_1m → features_scan → scan_preview → the engine's four outputs,
+# market_regime feeding both; the engine's state of the previous day feeds the engine; boards read scan_history.
+ENGINE_UPSTREAM = {"scan_preview", "market_regime", "ohlc_1m", "engine_state"}
+EXPECTED_UPSTREAM = {
+    **{tf: set() for tf in OHLC},
+    "universe": set(), "effective_config": set(), "data_gaps": set(OHLC),
+    "features_15m": {"ohlc_1m"}, "features_daily": {"ohlc_1d"},  # end products until the models capability
+    "features_scan": {"ohlc_1m"}, "market_regime": {"ohlc_1m", "market_regime"},
+    "scan_preview": {"features_scan", "market_regime"},
+    **{name: ENGINE_UPSTREAM for name in ENGINE},
+    "strategy_setups": {"scan_history"}, "readiness_board": {"scan_history"},
+}
+CHAIN = {"market_regime", "features_scan", "scan_preview", *ENGINE, "strategy_setups", "readiness_board"}
+EXPECTED_JOBS = {
+    "main_job": {*OHLC, *CHAIN, "features_15m", "features_daily"},
+    "paper_engine_job": CHAIN,
+    "features_job": {"features_15m", "features_daily"},
+    **{f"{tf}_job": {tf} for tf in OHLC},
+    "config_job": {"universe", "effective_config"},
+    "gap_healing_job": {"data_gaps"},
+    "data_health_job": set(), "retention_job": set(),  # checks only / an op
+}
+EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
+                      "ohlc_15m_schedule": ("ohlc_15m_job", "*/15 * * * *"),
+                      "ohlc_1h_schedule": ("ohlc_1h_job", "5 * * * *"), "ohlc_1d_schedule": ("ohlc_1d_job", "5 0 * * *"),
+                      "data_health_schedule": ("data_health_job", "*/30 * * * *"),
+                      "gap_healing_schedule": ("gap_healing_job", "0 1 * * *"),
+                      "retention_schedule": ("retention_job", "0 10 * * *"),
+                      "features_schedule": ("features_job", "*/15 * * * *")}
+OHLC_CHECKS = {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_freshness", "ohlc_completeness",
+               "ohlc_unique_keys", "freshness_check"}
+EXPECTED_CHECKS = {
+    *{(tf, c) for tf in OHLC for c in OHLC_CHECKS}, ("ohlc_15m", "ohlc_aggregates"), ("ohlc_1h", "ohlc_aggregates"),
+    ("features_15m", "features_history"), ("features_scan", "features_history"),
+    ("features_daily", "features_history"), ("market_regime", "regime_state_continuity"),
+    ("scan_preview", "scan_rows_complete"), ("strategy_setups", "setup_ids_unique"),
+    ("paper_trades", "ledger_invariants"), ("paper_trades", "replay_matches_ledger"),
+}
 
 
-def test_definitions_expose_expected_names(tmp_env):
+def test_definitions_expose_exactly_the_flow(tmp_env):
     defs = build_definitions(tmp_env)
-    assets = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert EXPECTED_ASSETS <= assets
-    jobs = {j.name for j in defs.resolve_all_job_defs()} - {"__ASSET_JOB"}
-    assert EXPECTED_JOBS <= jobs
+    graph = defs.resolve_asset_graph()
+    upstream = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+                for k in graph.get_all_asset_keys()}
+    assert upstream == EXPECTED_UPSTREAM
+    # Every asset has a consumer or is read by people (boards, end products, config, the engine's history).
+    consumed = set().union(*upstream.values())
+    assert set(upstream) - consumed == {"features_15m", "features_daily", "universe", "effective_config",
+                                        "data_gaps", "paper_trades", "portfolio_snapshots",
+                                        "strategy_setups", "readiness_board"}
+    jobs = {j.name: {k.to_user_string() for k in j.asset_layer.selected_asset_keys}
+            for j in defs.resolve_all_job_defs() if j.name != "__ASSET_JOB"}
+    assert jobs == EXPECTED_JOBS
     schedules = {s.name: s for s in defs.schedules}
-    assert set(schedules) == EXPECTED_SCHEDULES
+    assert {n: (s.job_name, s.cron_schedule) for n, s in schedules.items()} == EXPECTED_SCHEDULES
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
-    assert schedules["ohlc_1m_schedule"].cron_schedule == "*/5 * * * *"
-    assert schedules["ohlc_1h_schedule"].cron_schedule == "5 * * * *"
-    assert schedules["ohlc_1d_schedule"].cron_schedule == "5 0 * * *"
-    assert schedules["retention_schedule"].cron_schedule == "0 10 * * *"
-    assert schedules["gap_healing_schedule"].cron_schedule == "0 1 * * *"
     assert all(s.execution_timezone == "UTC" for s in schedules.values())
-    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
-    assert {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_freshness", "ohlc_completeness",
-            "ohlc_aggregates", "ohlc_unique_keys"} <= checks
+    assert {s.name: s.job_name for s in defs.sensors} == {"paper_engine_sensor": "paper_engine_job"}
+    assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in defs.sensors)
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+    # ledger_invariants blocks (ERROR) the steps after the ledger in its run; the day audit runs with main_job and
+    # when a person materializes a past day, never with the 5-minute tick (it replays a whole day)
+    inv = dg.AssetCheckKey(dg.AssetKey("paper_trades"), "ledger_invariants")
+    replay = dg.AssetCheckKey(dg.AssetKey("paper_trades"), "replay_matches_ledger")
+    assert graph.get_check_spec(inv).blocking and not graph.get_check_spec(replay).blocking
+    tick_checks = defs.resolve_job_def("paper_engine_job").asset_layer.asset_graph.asset_check_keys
+    main_checks = defs.resolve_job_def("main_job").asset_layer.asset_graph.asset_check_keys
+    assert inv in tick_checks and replay not in tick_checks and replay in main_checks
     m1 = defs.resolve_assets_def("ohlc_1m")
     assert m1.partitions_def is not None and m1.backfill_policy.max_partitions_per_run == 1
     assert defs.resources["market_data"].source_name == "synthetic"
-    assert {s.name for s in defs.sensors} == {"features_sensor", "paper_engine_sensor"}
-    assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in defs.sensors)
-    regime = defs.resolve_assets_def("market_regime")
-    assert dg.AssetKey("market_regime") in regime.dependency_keys  # self-dependent: backfills run in day order
+    # code_version from feature_set_version on the feature assets only (never on the append-only engine history)
+    versions = {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+    from cryptotracker_assets.core.features import feature_set_version
+
+    fsv = feature_set_version(defs.resources["project_config"].load())
+    assert {k for k, v in versions.items() if v == fsv} == {"features_15m", "features_scan", "features_daily",
+                                                             "market_regime"}
+    assert all(versions[k] is None for k in ENGINE)
 
 
 def test_environment_switches_by_configuration_only(tmp_env):
@@ -113,7 +161,7 @@ def test_schedules_see_materialized_partitions(tmp_env, instance):
 
 def test_core_never_imports_dagster():
     core = Path(__file__).resolve().parent.parent / "cryptotracker_assets" / "core"
-    for path in core.glob("*.py"):
+    for path in core.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = []

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 import dagster as dg
-from cryptotracker_assets.core.features import compute_ml_features, compute_scan_features
+from cryptotracker_assets.core.features import compute_ml_features
+from cryptotracker_assets.core.setups import scan_features
 from cryptotracker_assets.core.regime import build_market_regime
 from cryptotracker_assets.definitions import build_definitions
 from cryptotracker_assets.storage.warehouse import Warehouse
@@ -40,6 +41,15 @@ def ingest(defs, instance, days):
         assert job.execute_in_process(partition_key=d, instance=instance).success
 
 
+STORED_ONLY = ["bars_watermark", "config_version"]  # what the tables add to the core frames
+
+
+def features_runner(defs) -> dg.JobDefinition:
+    """The three per-day feature tables without the engine (a subset of the asset graph's job)."""
+    sel = dg.AssetSelection.assets(*TABLES).resolve(defs.resolve_asset_graph())
+    return defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=sel)
+
+
 def read_all(wh: Warehouse, table: str) -> pd.DataFrame:
     df = wh.read_slice(table, "timestamp")
     return df.reset_index(drop=True)
@@ -48,7 +58,7 @@ def read_all(wh: Warehouse, table: str) -> pd.DataFrame:
 def test_day_by_day_equals_one_run_over_the_range_and_equals_the_core(tmp_env, tmp_path, instance):
     env, defs = setup_defs(tmp_env, tmp_path)
     ingest(defs, instance, DAYS)
-    features = defs.resolve_job_def("analysis_job")
+    features = features_runner(defs)
     # Day by day, out of order for the stateless features; the regime needs its previous day first.
     for d in DAYS[5:]:
         assert features.execute_in_process(partition_key=d, instance=instance).success
@@ -60,33 +70,40 @@ def test_day_by_day_equals_one_run_over_the_range_and_equals_the_core(tmp_env, t
     (tmp_path / "home2").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home2")) as inst2:
         ingest(defs2, inst2, DAYS)
-        r = defs2.resolve_job_def("analysis_job").execute_in_process(
+        r = features_runner(defs2).execute_in_process(
             instance=inst2, tags={"dagster/asset_partition_range_start": DAYS[5],
                                   "dagster/asset_partition_range_end": DAYS[7]})
         assert r.success
     wh2 = Warehouse(env2["CRYPTOTRACKER_WAREHOUSE"])
+    # (the watermarks differ: the second warehouse ingested the same bars later)
     for table in ("features_15m", "features_scan"):
-        pd.testing.assert_frame_equal(by_day[table], read_all(wh2, table), check_exact=True)
+        a, b = by_day[table], read_all(wh2, table)
+        drop = [c for c in STORED_ONLY[:1] if c in a.columns]
+        pd.testing.assert_frame_equal(a.drop(columns=drop), b.drop(columns=drop), check_exact=True)
     # The regime of day 6 ran day by day without day 5 stored: only its continuity check differs — so compare
     # days 7-8 (continued from day 6 in both) exactly.
     reg1, reg2 = by_day["market_regime"], read_all(wh2, "market_regime")
     later = pd.Timestamp(DAYS[6], tz="UTC")
-    pd.testing.assert_frame_equal(reg1[reg1.timestamp >= later].reset_index(drop=True),
-                                  reg2[reg2.timestamp >= later].reset_index(drop=True), check_exact=True)
+    pd.testing.assert_frame_equal(reg1[reg1.timestamp >= later].drop(columns=STORED_ONLY[:1]).reset_index(drop=True),
+                                  reg2[reg2.timestamp >= later].drop(columns=STORED_ONLY[:1]).reset_index(drop=True),
+                                  check_exact=True)
     # Independent of Dagster: the core on the continuous bar series gives the same stored values.
     bars = wh.read_bars("1m")
     start, end = pd.Timestamp(DAYS[5], tz="UTC"), pd.Timestamp(DAYS[7], tz="UTC") + pd.Timedelta(days=1)
     core_ml = compute_ml_features(bars, defs.resources["project_config"].load(), start=start, end=end)
     pd.testing.assert_frame_equal(by_day["features_15m"], core_ml.reset_index(drop=True), check_exact=True)
-    core_scan = compute_scan_features(bars, defs.resources["project_config"].load(), start=start, end=end,
-                                      symbols=defs.resources["project_config"].universe().active_symbols)
-    pd.testing.assert_frame_equal(by_day["features_scan"], core_scan.reset_index(drop=True), check_exact=True)
+    core_scan = scan_features(bars, defs.resources["project_config"].load(), start=start, end=end,
+                              symbols=defs.resources["project_config"].universe().active_symbols)
+    pd.testing.assert_frame_equal(by_day["features_scan"].drop(columns=STORED_ONLY), core_scan.reset_index(drop=True),
+                                  check_exact=True)
+    # Every row carries W(T): the newest ingested_at of the bars of its span, never later than the run.
+    assert by_day["features_scan"]["bars_watermark"].notna().all()
 
 
 def test_regime_state_continues_and_a_rerun_reproduces_the_day(tmp_env, tmp_path, instance):
     env, defs = setup_defs(tmp_env, tmp_path)
     ingest(defs, instance, DAYS[:4])
-    job = defs.resolve_job_def("analysis_job")
+    job = features_runner(defs)
     results = [job.execute_in_process(partition_key=d, instance=instance, raise_on_error=False) for d in DAYS[:4]]
     assert all(r.success for r in results)
     cont = [
@@ -102,7 +119,8 @@ def test_regime_state_continues_and_a_rerun_reproduces_the_day(tmp_env, tmp_path
     bars = wh.read_bars("1m")
     cont_frame, _ = build_market_regime(bars, cfg, start=pd.Timestamp(DAYS[0], tz="UTC"),
                                         end=pd.Timestamp(DAYS[3], tz="UTC") + pd.Timedelta(days=1))
-    pd.testing.assert_frame_equal(before, cont_frame.reset_index(drop=True), check_exact=True, check_dtype=False)
+    pd.testing.assert_frame_equal(before.drop(columns=STORED_ONLY), cont_frame.reset_index(drop=True),
+                                  check_exact=True, check_dtype=False)
     assert len(before) == 4 * 288
 
 
@@ -112,7 +130,7 @@ def test_today_only_gets_rows_that_have_happened(tmp_env, tmp_path, instance):
     assert job.execute_in_process(partition_key=DAYS[0], instance=instance).success
     assert job.execute_in_process(partition_key=DAYS[1], instance=instance, run_config={
         "ops": {"ohlc_1m": {"config": {"as_of": f"{DAYS[1]}T10:07:30Z"}}}}).success  # day 2 known up to 10:07
-    assert defs.resolve_job_def("analysis_job").execute_in_process(partition_key=DAYS[1], instance=instance).success
+    assert features_runner(defs).execute_in_process(partition_key=DAYS[1], instance=instance).success
     wh = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"])
     reg = read_all(wh, "market_regime")
     scan = read_all(wh, "features_scan")
@@ -124,25 +142,22 @@ def test_today_only_gets_rows_that_have_happened(tmp_env, tmp_path, instance):
     assert len(reg) == 10 * 12 + 2
 
 
-def test_new_bars_sensor_requests_the_features_partition(tmp_env, tmp_path, instance):
+def test_new_bars_sensor_requests_the_chain_for_the_partition(tmp_env, tmp_path, instance):
     env, defs = setup_defs(tmp_env, tmp_path)
     ingest(defs, instance, [DAYS[0]])
-    # new bars → paper_engine_job (market_regime, paper_trades); a new market_regime → features_job
-    bars_sensor = next(s for s in defs.sensors if s.name == "paper_engine_sensor")
-    ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
-    assert [r.partition_key for r in bars_sensor.evaluate_tick(ctx).run_requests] == [DAYS[0]]
-    regime = dg.AssetSelection.assets("market_regime").resolve(defs.resolve_asset_graph())
-    assert defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=regime).execute_in_process(
-        partition_key=DAYS[0], instance=instance).success
-    sensor = next(s for s in defs.sensors if s.name == "features_sensor")
+    # new base bars → paper_engine_job (features_scan, market_regime → scan_preview → engine outputs), once
+    sensor = next(s for s in defs.sensors if s.name == "paper_engine_sensor")
+    assert sensor.job_name == "paper_engine_job"
     ctx = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
     tick = sensor.evaluate_tick(ctx)
     assert [r.partition_key for r in tick.run_requests] == [DAYS[0]]
     assert tick.run_requests[0].run_key.startswith(f"{DAYS[0]}:")
-    assert sensor.job_name == "features_job"
     # Evaluated again with the cursor it set, nothing new → no request.
     ctx2 = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def(), cursor=tick.cursor)
     assert not list(sensor.evaluate_tick(ctx2).run_requests or [])
+    # No sensor or schedule other than the engine's reacts to bars: the end-product features run on a schedule.
+    assert [s.name for s in defs.sensors if "features" in s.name] == []
+    assert {s.name: s.job_name for s in defs.schedules}["features_schedule"] == "features_job"
 
 
 def test_real_crash_through_dagster_leaves_normal(tmp_env, tmp_path, instance, shared_data):
@@ -156,7 +171,7 @@ def test_real_crash_through_dagster_leaves_normal(tmp_env, tmp_path, instance, s
     for d in days:
         assert defs.resolve_job_def("ohlc_5m_job").execute_in_process(partition_key=d, instance=instance).success
     for d in days[2:]:
-        r = defs.resolve_job_def("analysis_job").execute_in_process(partition_key=d, instance=instance)
+        r = features_runner(defs).execute_in_process(partition_key=d, instance=instance)
         assert r.success
     wh = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"])
     reg = read_all(wh, "market_regime")

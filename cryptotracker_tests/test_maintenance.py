@@ -7,7 +7,7 @@ import pandas as pd
 import dagster as dg
 from cryptotracker_assets.core.config import Timeframe
 from cryptotracker_assets.definitions import build_definitions
-from cryptotracker_assets.maintenance import apply_retention, heal_gaps
+from cryptotracker_assets.services.maintenance import apply_retention, heal_gaps
 from cryptotracker_assets.storage.warehouse import Warehouse
 
 DAY = pd.Timestamp("2026-04-01", tz="UTC")

@@ -29,8 +29,8 @@ def resources_for(env: dict, source: MarketDataSource, user_config: str | None =
     return {
         "project_config": ProjectConfigResource(user_config_path=user_config),
         "market_data": source,
-        "warehouse": WarehouseResource(path=env["CRYPTOTRACKER_WAREHOUSE"]),
-        "bars_io_manager": BarsIOManager(path=env["CRYPTOTRACKER_WAREHOUSE"]),
+        "warehouse": (wh := WarehouseResource(path=env["CRYPTOTRACKER_WAREHOUSE"])),
+        "bars_io_manager": BarsIOManager(warehouse=wh),
         "notifier": LogNotifier(),
     }
 

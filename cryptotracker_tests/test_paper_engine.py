@@ -18,8 +18,8 @@ from cryptotracker_assets.cli import main as cli
 from cryptotracker_assets.core.config import load_config
 from cryptotracker_assets.core.ledger import check_ledger, limit_violations
 from cryptotracker_assets.definitions import build_definitions
-from cryptotracker_assets.engine_runner import run_tick
-from cryptotracker_assets.operator import read_ledger
+from cryptotracker_assets.services.engine_runner import run_tick
+from cryptotracker_assets.services.operator import read_ledger
 from cryptotracker_assets.storage.warehouse import Warehouse
 from cryptotracker_tests.conftest import write_user_config
 from cryptotracker_tests.test_feature_assets import SMALL_UNIVERSE
@@ -28,17 +28,32 @@ DAYS = ["2026-02-02", "2026-02-03"]
 TABLES = ("paper_trades", "scan_history", "portfolio_snapshots")
 
 
+SCAN_INPUTS = ("market_regime", "features_scan", "scan_preview")
+
+
+REPLAY_CHECK = dg.AssetCheckKey(dg.AssetKey("paper_trades"), "replay_matches_ledger")
+
+
+def subset_job(defs, *assets: str, audit: bool = False) -> dg.JobDefinition:
+    """A job over some assets of the graph with their checks (the day audit only if ``audit``)."""
+    sel = dg.AssetSelection.assets(*assets)
+    if not audit:
+        sel = sel - dg.AssetSelection.checks(REPLAY_CHECK)
+    graph = defs.resolve_asset_graph()
+    return defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=sel.resolve(graph), asset_check_selection=sel.resolve_checks(graph))
+
+
 @pytest.fixture()
 def prepared(tmp_env, tmp_path, instance):
-    """Two days of bars and market_regime in a warehouse (small universe); the engine has not run."""
+    """Two days of bars, market_regime, features_scan and scan_preview in a warehouse (small universe); the engine
+    has not run."""
     user = write_user_config(tmp_path, SMALL_UNIVERSE)
     env = {**tmp_env, "CRYPTOTRACKER_CONFIG": str(user)}
     defs = build_definitions(env)
     for d in DAYS:
         assert defs.resolve_job_def("ohlc_1m_job").execute_in_process(partition_key=d, instance=instance).success
-    regime = dg.AssetSelection.assets("market_regime")
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=regime.resolve(
-        defs.resolve_asset_graph()))
+    job = subset_job(defs, *SCAN_INPUTS)
     for d in DAYS:
         assert job.execute_in_process(partition_key=d, instance=instance).success
     return env, defs, load_config(str(user))
@@ -95,7 +110,7 @@ def test_tick_by_tick_equals_one_run(prepared, tmp_path):
 CHILD = """
 import sys, pandas as pd
 from cryptotracker_assets.core.config import load_config
-from cryptotracker_assets.engine_runner import run_tick
+from cryptotracker_assets.services.engine_runner import run_tick
 from cryptotracker_assets.storage.warehouse import Warehouse
 cfg = load_config(sys.argv[2])
 run_tick(Warehouse(sys.argv[1]), cfg, until=pd.Timestamp(sys.argv[3]), _crash_in_commit=sys.argv[4] == "crash")
@@ -152,7 +167,9 @@ def test_engine_job_sensor_idempotent_and_checks(prepared, instance):
     before = snapshot(wh)
     again = job.execute_in_process(partition_key=DAYS[1], instance=instance)
     assert again.success
-    assert again.asset_materializations_for_node("paper_trades")[0].metadata["cycle_points"].value == 0
+    mats = {m.asset_key.to_user_string(): m for m in again.asset_materializations_for_node("paper_engine")}
+    assert set(mats) == {"paper_trades", "scan_history", "portfolio_snapshots", "engine_state"}
+    assert mats["paper_trades"].metadata["cycle_points"].value == 0
     assert_same(before, snapshot(wh))
     assert not limit_violations(__import__("cryptotracker_assets.core.engine", fromlist=["EngineState"])
                                 .EngineState.from_json(before["state"]).open_counts(), cfg)

@@ -18,7 +18,7 @@ def run_pipeline(env, instance):
     defs = build_definitions(env)
     for d in DAYS:
         assert defs.resolve_job_def("ohlc_1m_job").execute_in_process(partition_key=d, instance=instance).success
-    r = defs.resolve_job_def("analysis_job").execute_in_process(instance=instance, tags=RANGE_TAGS)
+    r = defs.resolve_job_def("paper_engine_job").execute_in_process(instance=instance, tags=RANGE_TAGS)
     assert r.success
     return defs, r
 
@@ -83,7 +83,7 @@ def test_real_pairs_produce_setups_for_two_strategies(tmp_env, tmp_path, instanc
     days = [d.strftime("%Y-%m-%d") for d in pd.date_range("2018-01-10", "2018-01-29", freq="1D")]
     for d in days:
         assert defs.resolve_job_def("ohlc_5m_job").execute_in_process(partition_key=d, instance=instance).success
-    r = defs.resolve_job_def("analysis_job").execute_in_process(
+    r = defs.resolve_job_def("paper_engine_job").execute_in_process(
         instance=instance, tags={"dagster/asset_partition_range_start": days[0],
                                  "dagster/asset_partition_range_end": days[-1]})
     assert r.success

@@ -1,8 +1,6 @@
 """The effective config and the universe as assets (SPEC §0.5, §1; I-10)."""
 
 
-import json
-
 import dagster as dg
 import pandas as pd
 
@@ -10,8 +8,8 @@ from resources.config import ProjectConfigResource
 from resources.warehouse import WarehouseResource
 
 from ..core.config import format_trail_lock_report, raw_dict, trail_lock_report
-from ..ingest import utc_now
-from .market_data import WAREHOUSE_POOL
+from ..services.ingest import utc_now
+from .common import OWNERS, WAREHOUSE_POOL
 
 GROUP = "config"
 
@@ -22,22 +20,8 @@ def effective_config(project_config: ProjectConfigResource, warehouse: Warehouse
     cfg = project_config.load()
     values = raw_dict(cfg)
     fingerprint = cfg.fingerprint()
-    wh = warehouse.get()
-    with wh.connect() as con:
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS config_versions (config_version BIGINT NOT NULL, fingerprint VARCHAR NOT NULL,"
-            " source VARCHAR, values_json VARCHAR NOT NULL, recorded_at TIMESTAMPTZ NOT NULL)"
-        )
-        rows = con.execute(
-            "SELECT config_version, fingerprint FROM config_versions ORDER BY recorded_at DESC LIMIT 1"
-        ).fetchall()
-        changed = not rows or rows[0][1] != fingerprint
-        if changed:
-            con.execute(
-                "INSERT INTO config_versions VALUES (?, ?, ?, ?, ?)",
-                [cfg.config_version, fingerprint, project_config.user_config_path or "config.yaml",
-                 json.dumps(values, sort_keys=True), utc_now().to_pydatetime()],
-            )
+    changed = warehouse.get().record_config_version(
+        cfg.config_version, fingerprint, project_config.user_config_path or "config.yaml", values, utc_now())
     report = trail_lock_report(cfg)
     return dg.MaterializeResult(
         metadata={

@@ -9,9 +9,9 @@ from resources.notifier import Notifier
 from resources.warehouse import WarehouseResource
 
 from ..core.config import Timeframe
-from ..ingest import utc_now
-from ..maintenance import apply_retention, heal_gaps, unhealed_alerts
-from .market_data import WAREHOUSE_POOL, _markdown_table, ohlc_asset_name
+from ..services.ingest import utc_now
+from ..services.maintenance import apply_retention, heal_gaps, unhealed_alerts
+from .common import WAREHOUSE_POOL, markdown_table, ohlc_asset_name
 
 
 def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
@@ -47,7 +47,7 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
                 "by_status": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
                 "healed_bars": int(gaps["healed_bars"].sum()) if len(gaps) else 0,
                 "unhealed_alerts": len(alerts),
-                "gaps_table": dg.MetadataValue.md(_markdown_table(gaps.drop(columns=["detected_at", "checked_at"]))),
+                "gaps_table": dg.MetadataValue.md(markdown_table(gaps.drop(columns=["detected_at", "checked_at"]))),
             }
         )
 

@@ -12,12 +12,12 @@ from resources.warehouse import SLICE_SYMBOLS, WarehouseResource
 from .. import checks as C
 from ..core.config import Timeframe
 from ..core.ohlc import aggregate_bars, completeness, last_closed_bar_open
-from ..ingest import build_slice, utc_now
+from ..services.ingest import build_slice, utc_now
 from ..partitions import daily_partitions
 from ..schemas import ohlc_dagster_type
+from .common import OWNERS, WAREHOUSE_POOL, markdown_table, ohlc_asset_name
 
 GROUP = "market_data"
-WAREHOUSE_POOL = "duckdb_warehouse"
 STANDARD_TIMEFRAMES = (Timeframe.M1, Timeframe.M15, Timeframe.H1, Timeframe.D1)
 
 
@@ -27,22 +27,6 @@ class OhlcIngestConfig(dg.Config):
     symbols: list[str] | None = None  # subset of the universe; default: every active symbol
     incremental: bool = False  # re-fetch only from the newest stored bar minus the overlap (schedules)
     as_of: str | None = None  # ISO-8601 UTC "now" for the closed-bar cutoff (replays, tests); default: wall clock
-
-
-def ohlc_asset_name(tf: Timeframe) -> str:
-    return f"ohlc_{tf.value}"
-
-
-def _markdown_table(df: pd.DataFrame, limit: int = 20) -> str:
-    if df.empty:
-        return "(none)"
-    shown = df.head(limit)
-    lines = ["| " + " | ".join(map(str, shown.columns)) + " |", "|" + "---|" * len(shown.columns)]
-    for row in shown.itertuples(index=False):
-        lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    if len(df) > limit:
-        lines.append(f"| … {len(df) - limit} more | " + " | " * (len(shown.columns) - 1))
-    return "\n".join(lines)
 
 
 def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinition:
@@ -64,6 +48,8 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
         ],
         pool=WAREHOUSE_POOL,
         kinds={"duckdb", "pandas"},
+        owners=OWNERS,
+        tags={"stage": "market_data"},
         description=f"Closed {tf.value} candles per symbol and UTC day, with `suspect` flags and `ingested_at`.",
     )
     def _ohlc(
@@ -127,7 +113,7 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
             metadata={
                 "rejected_rows": len(rej),
                 "by_field": dg.MetadataValue.json(rej.groupby("field").size().to_dict() if len(rej) else {}),
-                "rejects": dg.MetadataValue.md(_markdown_table(rej[["symbol", "timestamp", "field", "reason"]])),
+                "rejects": dg.MetadataValue.md(markdown_table(rej[["symbol", "timestamp", "field", "reason"]])),
             },
         )
         yield dg.AssetCheckResult(
@@ -149,11 +135,24 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
                 "missing_bars_by_symbol": dg.MetadataValue.json(
                     gaps.groupby("symbol")["missing"].sum().astype(int).to_dict() if len(gaps) else {}
                 ),
-                "gaps_table": dg.MetadataValue.md(_markdown_table(gaps)),
+                "gaps_table": dg.MetadataValue.md(markdown_table(gaps)),
             },
         )
 
     return _ohlc
+
+
+def build_partition_freshness_checks(assets: list[dg.AssetsDefinition], timeframes: list[Timeframe], cfg
+                                     ) -> list[dg.AssetChecksDefinition]:
+    """Dagster's partition freshness (the UI shows it per asset): the previous UTC day's partition exists by
+    ``data.health.freshness_min.<tf>`` after midnight (at most 23:59); beside the per-symbol ``ohlc_freshness``."""
+    checks: list[dg.AssetChecksDefinition] = []
+    for asset, tf in zip(assets, timeframes):
+        m = min(int(cfg.data.health.freshness_min.of(tf)), 24 * 60 - 1)
+        checks += dg.build_time_partition_freshness_checks(
+            assets=[asset], deadline_cron=f"{m % 60} {m // 60} * * *", timezone="UTC",
+            severity=C.SEVERITY[C.OHLC_FRESHNESS])
+    return checks
 
 
 def _health_window(cfg, tf: Timeframe) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -198,7 +197,7 @@ def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
         return dg.AssetCheckResult(
             passed=low.empty, severity=C.SEVERITY[C.OHLC_COMPLETENESS],
             metadata={"incomplete_symbols": len(low), "window_start": start.isoformat(),
-                      "incomplete": dg.MetadataValue.md(_markdown_table(low.round(4)))},
+                      "incomplete": dg.MetadataValue.md(markdown_table(low.round(4)))},
         )
 
     @dg.asset_check(asset=key, name=C.OHLC_UNIQUE_KEYS, blocking=False, pool=WAREHOUSE_POOL,
@@ -225,7 +224,7 @@ def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
             return dg.AssetCheckResult(
                 passed=report.empty, severity=C.SEVERITY[C.OHLC_AGGREGATES],
                 metadata={"mismatched_bars": len(report), "tolerance": tol,
-                          "mismatches": dg.MetadataValue.md(_markdown_table(report))},
+                          "mismatches": dg.MetadataValue.md(markdown_table(report))},
             )
 
         checks.append(_aggregates)

@@ -1,5 +1,13 @@
-"""The paper engine in Dagster: `paper_trades` (daily partitions) runs one engine tick over the unprocessed cycle
-points of its day; `paper_engine_job` (market_regime + paper_trades) is launched by a sensor on new base bars."""
+"""The paper engine in Dagster: one multi-asset whose four outputs — ``paper_trades``, ``scan_history``,
+``portfolio_snapshots`` and ``engine_state`` — one engine tick commits in ONE warehouse transaction, daily
+partitioned by the UTC day of the cycle point that wrote each row.
+
+Partition semantics: materializing today appends the new cycle points to today's partition; history is
+append-only (SPEC §0.5), so materializing a past, fully processed day writes nothing — its ``replay_matches_ledger``
+check replays the day from the state stored at the end of the day before and compares (the standing proof that
+paper equals replay, and where a late or revised bar shows its effect). ``ledger_invariants`` is a blocking
+ERROR check, and the engine refuses to tick while its latest result is a failure.
+"""
 
 import dagster as dg
 import pandas as pd
@@ -8,94 +16,158 @@ from resources.config import ProjectConfigResource
 from resources.notifier import Notifier
 from resources.warehouse import WarehouseResource
 
+from ..core.common import utc_days
+from ..core.engine import EngineState
+from ..core.engine_schemas import EngineStateSchema, LedgerSchema, SnapshotSchema, validate_engine_outputs
 from ..core.ledger import check_ledger, limit_violations
-from ..engine_runner import run_tick
-from ..operator import read_ledger
+from ..core.setup_schemas import ScanHistorySchema
+from ..core.watermarks import derived_span
 from ..partitions import daily_partitions
-from .market_data import WAREHOUSE_POOL, _markdown_table, ohlc_asset_name
+from ..services.engine_runner import EngineRunError, audit_day, engine_points_per_day, run_tick
+from ..services.operator import read_ledger
+from ..storage.warehouse import ENGINE_STATE_TABLE, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE
+from .common import (OWNERS, WAREHOUSE_POOL, json_counts, lookback_dep, markdown_table, ohlc_asset_name,
+                     partition_window, previous_day_dep, table_schema)
 
 GROUP = "paper"
-LEDGER_INVARIANTS = "ledger_invariants"  # ERROR: a ledger row or a limit breaks SPEC §4–§7
+LEDGER_INVARIANTS = "ledger_invariants"  # ERROR, blocking: a ledger row or a limit breaks SPEC §4–§7
+REPLAY_MATCHES_LEDGER = "replay_matches_ledger"  # ERROR: a replay of the day differs from the stored rows
 ENGINE_TAG = "cryptotracker/engine"
+ENGINE_OUTPUTS = (LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, ENGINE_STATE_TABLE)
+
+_DESCRIPTIONS = {
+    LEDGER_TABLE: "Paper-trading fills and closes (the ledger, SPEC §5.3): one BUY row per fill and one SELL row per "
+                  "closed group, keyed by (trade_group_id, side, level); append-only.",
+    SCAN_HISTORY_TABLE: "Every scan decision (SPEC §3.5): one row per active symbol × strategy × cycle point with "
+                        "decision, reason, confidence, readiness and the features; append-only.",
+    SNAPSHOTS_TABLE: "The portfolio state (SPEC §7.1) at step 4 of every cycle point: cash, positions value, mark "
+                     "equity, realised and unrealised P&L, open count; append-only.",
+    ENGINE_STATE_TABLE: "The engine's state (positions, pending orders, protection, shift state, cursor) at the end "
+                        "of the last processed cycle point of each UTC day; the newest row is the live state.",
+}
+_SCHEMAS = {LEDGER_TABLE: LedgerSchema, SCAN_HISTORY_TABLE: ScanHistorySchema, SNAPSHOTS_TABLE: SnapshotSchema,
+            ENGINE_STATE_TABLE: EngineStateSchema}
 
 
-def build_paper_assets(cfg) -> list[dg.AssetsDefinition]:
+def _refuse_after_failed_invariants(context: dg.AssetExecutionContext) -> None:
+    """Blocking checks stop only steps of their own run: a later tick asks the instance for the latest result
+    (the newest completed execution; a planned one of a running or crashed run is skipped)."""
+    key = dg.AssetCheckKey(dg.AssetKey(LEDGER_TABLE), LEDGER_INVARIANTS)
+    history = context.instance.event_log_storage.get_asset_check_execution_history(key, limit=20)
+    last = [r for r in history if r.status.value in ("SUCCEEDED", "FAILED")][:1]
+    if last and last[0].status.value == "FAILED":
+        raise dg.Failure(
+            f"paper engine: the latest {LEDGER_INVARIANTS} result (run {last[0].run_id}, partition "
+            f"{last[0].partition}) is a failure; the engine does not tick on a broken ledger. Repair the ledger, then "
+            f"execute the {LEDGER_INVARIANTS} check (Assets → paper_trades → Checks) until it passes.",
+            allow_retries=False)
+
+
+def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
     base_key = dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe))
-    key = dg.AssetKey("paper_trades")
+    trades_key = dg.AssetKey(LEDGER_TABLE)
 
-    @dg.asset(
-        name="paper_trades", group_name=GROUP, partitions_def=daily_partitions,
-        deps=[dg.AssetKey("market_regime"), base_key,
-              dg.AssetDep(key, partition_mapping=dg.TimeWindowPartitionMapping(
-                  start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True))],
-        check_specs=[dg.AssetCheckSpec(LEDGER_INVARIANTS, asset=key, description=(
-            "Every ledger row is well formed and consistent with its group; open + pending within the limits."))],
-        pool=WAREHOUSE_POOL, kinds={"duckdb"}, backfill_policy=dg.BackfillPolicy.single_run(),
-        description="Paper-trading fills and closed trades (the ledger, SPEC §5.3), written by the engine tick "
-                    "that processes the day's cycle points, with scan_history and portfolio_snapshots.",
+    @dg.multi_asset(
+        name="paper_engine", group_name=GROUP, partitions_def=daily_partitions,
+        outs={name: dg.AssetOut(description=_DESCRIPTIONS[name], kinds={"duckdb"}, owners=OWNERS,
+                                tags={"stage": "paper"},
+                                metadata={"table": name, "dagster/column_schema": table_schema(_SCHEMAS[name])})
+              for name in ENGINE_OUTPUTS},
+        deps=[dg.AssetKey("scan_preview"), dg.AssetKey("market_regime"), lookback_dep(base_key, derived_span(cfg)),
+              previous_day_dep(dg.AssetKey(ENGINE_STATE_TABLE))],
+        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL,
+        description="One paper-engine tick (SPEC §3.1) over the unprocessed cycle points of the partition window, "
+                    "on the stored scan_preview and market_regime rows; ledger rows, scan history, snapshots and "
+                    "the state committed in one transaction.",
     )
-    def paper_trades(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
+    def paper_engine(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
                      warehouse: WarehouseResource, notifier: Notifier):
+        _refuse_after_failed_invariants(context)
         cfg_ = project_config.load()
-        tw = context.partition_time_window
-        start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
-        wh = warehouse.get()
-        result = run_tick(wh, cfg_, until=end, start=start)
+        start, end = partition_window(context)
+        try:
+            result = run_tick(warehouse.get(), cfg_, start=start, until=end, validate=validate_engine_outputs)
+        except EngineRunError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
         out = result.outputs
         for note in out.notifications:
             if note.get("kind") in ("opened", "closed") and not cfg_.notifications.trade_events:
-                context.log.info(_note_text(note))  # #trades gets them only with notifications.trade_events
+                context.log.info(note_text(note))  # #trades gets them only with notifications.trade_events
                 continue
-            notifier.send(_channel_key(note), _note_text(note))
-        ledger = read_ledger(wh)
-        problems = []
-        try:
-            check_ledger(ledger)
-        except Exception as exc:  # reported by the ERROR check, and the run fails below
-            problems.append(str(exc))
-        problems += limit_violations(result.state.open_counts(), cfg_)
+            notifier.send(channel_key(note), note_text(note))
+        per_day = dg.MetadataValue.json(engine_points_per_day(result))
         sells = out.ledger_rows[out.ledger_rows["side"] == "SELL"] if len(out.ledger_rows) else out.ledger_rows
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={
-                "cycle_points": result.processed,
-                "cursor": str(result.state.cursor),
-                "new_fills": int((out.ledger_rows["side"] == "BUY").sum()) if len(out.ledger_rows) else 0,
-                "closed": len(sells),
-                "open_positions": len(result.state.positions),
-                "pending_orders": len(result.state.pending_orders),
-                "watermark": str(out.watermark),
-                "config_version": out.config_version,
-                "decisions": dg.MetadataValue.json(
-                    {k: int(v) for k, v in out.scan_rows["decision"].value_counts().items()} if len(out.scan_rows)
-                    else {}),
-                "closed_trades": dg.MetadataValue.md(_markdown_table(sells[[
-                    "trade_group_id", "exit_reason", "pnl_usd", "pnl_pct"]].round(6)) if len(sells) else "(none)"),
-            },
-        )
-        yield dg.AssetCheckResult(asset_key=key, check_name=LEDGER_INVARIANTS, passed=not problems,
-                                  severity=dg.AssetCheckSeverity.ERROR,
-                                  metadata={"problems": dg.MetadataValue.json(problems[:20]),
-                                            "ledger_rows": len(ledger)})
+        common = {"cycle_points": result.processed, "cycle_points_per_day": per_day,
+                  "cursor": str(result.state.cursor), "config_version": out.config_version}
+        # engine_state first: the other outputs depend on it (the state the tick started from, previous day).
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(ENGINE_STATE_TABLE), metadata={
+            **common, "open_positions": len(result.state.positions),
+            "pending_orders": len(result.state.pending_orders), "watermark": str(out.watermark),
+            "days_written": dg.MetadataValue.json([f"{d.day:%Y-%m-%d}" for d in result.days])})
+        yield dg.MaterializeResult(asset_key=trades_key, metadata={
+            **common, "new_rows": len(out.ledger_rows),
+            "new_fills": int((out.ledger_rows["side"] == "BUY").sum()) if len(out.ledger_rows) else 0,
+            "closed": len(sells),
+            "closed_trades": dg.MetadataValue.md(markdown_table(sells[[
+                "trade_group_id", "exit_reason", "pnl_usd", "pnl_pct"]].round(6)) if len(sells) else "(none)")})
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(SCAN_HISTORY_TABLE), metadata={
+            **common, "new_rows": len(out.scan_rows), "decisions": json_counts(out.scan_rows["decision"])
+            if len(out.scan_rows) else dg.MetadataValue.json({})})
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(SNAPSHOTS_TABLE), metadata={
+            **common, "new_rows": len(out.snapshots),
+            "mark_equity": float(out.snapshots["equity"].iloc[-1]) if len(out.snapshots) else None})
 
-    return [paper_trades]
+    @dg.asset_check(asset=trades_key, name=LEDGER_INVARIANTS, blocking=True, partitions_def=daily_partitions,
+                    pool=WAREHOUSE_POOL,
+                    description="Every ledger row is well formed and consistent with its group (SPEC §4–§5.3); "
+                                "open + pending within limits.max_open_* (I-3). Blocking: nothing downstream of "
+                                "the ledger runs on a broken one, and the next tick refuses to run.")
+    def ledger_invariants(project_config: ProjectConfigResource, warehouse: WarehouseResource):
+        cfg_ = project_config.load()
+        wh = warehouse.get()
+        problems: list[str] = []
+        try:
+            ledger = read_ledger(wh)
+            check_ledger(ledger)
+        except Exception as exc:  # the check reports what is broken
+            problems.append(str(exc))
+            ledger = None
+        row = wh.engine_state()
+        if row is not None:
+            problems += limit_violations(EngineState.from_json(row["state_json"]).open_counts(), cfg_)
+        return dg.AssetCheckResult(passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+                                   metadata={"problems": dg.MetadataValue.json(problems[:20]),
+                                             "ledger_rows": 0 if ledger is None else len(ledger)})
+
+    @dg.asset_check(asset=trades_key, name=REPLAY_MATCHES_LEDGER, blocking=False, partitions_def=daily_partitions,
+                    pool=WAREHOUSE_POOL, additional_deps=[dg.AssetKey(n) for n in ENGINE_OUTPUTS[1:]],
+                    description="Replays each day of the partition from the engine state stored at the end of the "
+                                "day before, on the bars, scan rows and events stored now, and compares ledger, scan "
+                                "history, snapshots and end state with the stored rows; names the first difference.")
+    def replay_matches_ledger(context: dg.AssetCheckExecutionContext, project_config: ProjectConfigResource,
+                              warehouse: WarehouseResource):
+        cfg_ = project_config.load()
+        tw = context.op_execution_context.partition_time_window
+        start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
+        reports = [audit_day(warehouse.get(), cfg_, d) for d in utc_days(start, end)]
+        failed = [r for r in reports if not r.passed]
+        table = pd.DataFrame([{"day": f"{r.day:%Y-%m-%d}", "cycle_points": r.cycle_points, "passed": r.passed,
+                               "first_difference": r.first_difference or ""} for r in reports])
+        return dg.AssetCheckResult(
+            passed=not failed, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"days": len(reports), "cycle_points": int(sum(r.cycle_points for r in reports)),
+                      "first_difference": failed[0].first_difference if failed else "",
+                      "days_audited": dg.MetadataValue.md(markdown_table(table))})
+
+    return paper_engine, [ledger_invariants, replay_matches_ledger]
 
 
-def _channel_key(note: dict) -> str:
+def channel_key(note: dict) -> str:
     ch = str(note.get("channel", "trades")).lstrip("#")
     return {"system-alerts": "alerts", "ml-signals": "signals"}.get(ch, ch if ch in ("trades", "reports", "alerts",
                                                                                        "signals") else "trades")
 
 
-def _note_text(note: dict) -> str:
+def note_text(note: dict) -> str:
     fields = ", ".join(f"{k}={v}" for k, v in note.items() if k not in ("channel",))
     return f"{note.get('kind', 'event')}: {fields}"
-
-
-paper_engine_job = dg.define_asset_job(
-    "paper_engine_job",
-    selection=dg.AssetSelection.assets("market_regime", "paper_trades"),
-    partitions_def=daily_partitions,
-    description="Market regime then one paper-engine tick for a UTC day (launched by paper_engine_sensor).",
-    tags={ENGINE_TAG: "tick", "cryptotracker/kind": "engine"},
-)

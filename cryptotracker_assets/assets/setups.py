@@ -1,18 +1,24 @@
-"""Strategy setups, the scan preview and the readiness board (SPEC §3): thin wrappers over core.setups."""
+"""The scan preview, strategy setups and the readiness board (SPEC §3): thin wrappers over core.setups.
+
+``scan_preview`` runs steps 1–3 of the scan decision from the STORED ``features_scan`` and ``market_regime`` rows
+(never recomputing a feature); the paper engine consumes it. ``strategy_setups`` and ``readiness_board`` are read
+from the engine's ``scan_history`` (decided rows).
+"""
 
 import dagster as dg
 import pandas as pd
 
 from resources.config import ProjectConfigResource
-from resources.warehouse import WarehouseResource
+from resources.warehouse import REPLACE_FROM, WarehouseResource
 
 from ..core.config import Config, Strategy
 from ..core.setup_schemas import ReadinessBoardSchema, ScanPreviewSchema, StrategySetupSchema
-from ..core.setups import BOARD_COLUMNS, readiness_markdown, scan_cycle_points, setups_warmup
 from ..core.setups import readiness_board as build_board
+from ..core.setups import readiness_markdown, scan_from_features, strategy_setups
 from ..partitions import daily_partitions
-from .features import _dagster_type, _lookback_days, cycle_end, data_horizon
-from .market_data import WAREHOUSE_POOL, ohlc_asset_name
+from ..services.incremental import StaleInputError, plan, require_fresh
+from ..storage.warehouse import SCAN_HISTORY_TABLE
+from .common import OWNERS, WAREHOUSE_POOL, dagster_type, json_counts, partition_window
 
 GROUP = "setups"
 SCAN_ROWS_COMPLETE = "scan_rows_complete"  # ERROR: not exactly one row per active symbol × strategy × cycle point
@@ -20,96 +26,96 @@ SETUP_IDS_UNIQUE = "setup_ids_unique"  # ERROR: a setup_id repeats
 
 
 def build_setup_assets(cfg: Config) -> list[dg.AssetsDefinition]:
-    base = cfg.engine.base_timeframe
-    base_dep = dg.AssetDep(dg.AssetKey(ohlc_asset_name(base)), partition_mapping=dg.TimeWindowPartitionMapping(
-        start_offset=-_lookback_days(setups_warmup(cfg)), end_offset=0, allow_nonexistent_upstream_partitions=True))
     preview_key, setups_key = dg.AssetKey("scan_preview"), dg.AssetKey("strategy_setups")
 
-    @dg.multi_asset(
-        name="scan_and_setups",
-        group_name=GROUP,
-        partitions_def=daily_partitions,
-        outs={
-            "scan_preview": dg.AssetOut(
-                io_manager_key="table_io_manager", dagster_type=_dagster_type(ScanPreviewSchema),
-                metadata={"table": "scan_preview", "time_column": "timestamp"}, kinds={"pandas", "duckdb"},
-                description="Steps 1–3 of the scan decision (SPEC §3.4) per active symbol × strategy × cycle "
-                            "point, in the scan_history schema; rows passing them are undecided candidates."),
-            "strategy_setups": dg.AssetOut(
-                io_manager_key="table_io_manager", dagster_type=_dagster_type(StrategySetupSchema),
-                metadata={"table": "strategy_setups", "time_column": "detected_at"}, kinds={"pandas", "duckdb"},
-                description="One row per detected setup (SPEC §3.2, §3.5), keyed by setup_id = scan_id, with the "
-                            "feature snapshot and the regime/best strategy at detection."),
-        },
-        deps=[base_dep, dg.AssetKey("market_regime")],
-        check_specs=[
-            dg.AssetCheckSpec(SCAN_ROWS_COMPLETE, asset=preview_key, blocking=True,
-                              description="Exactly one scan row per active symbol × strategy × cycle point."),
-            dg.AssetCheckSpec(SETUP_IDS_UNIQUE, asset=setups_key, blocking=True, description="setup_id is unique."),
-        ],
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+    @dg.asset(
+        name="scan_preview", group_name=GROUP, partitions_def=daily_partitions, io_manager_key="table_io_manager",
+        dagster_type=dagster_type(ScanPreviewSchema), metadata={"table": "scan_preview", "time_column": "timestamp"},
+        deps=[dg.AssetKey("features_scan"), dg.AssetKey("market_regime")],
+        check_specs=[dg.AssetCheckSpec(SCAN_ROWS_COMPLETE, asset=preview_key, blocking=True,
+                                       description="Exactly one scan row per active symbol × strategy × cycle "
+                                                   "point among the rows this run computed.")],
+        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, kinds={"pandas", "duckdb"},
+        owners=OWNERS, tags={"stage": "setups"},
+        description="Steps 1–3 of the scan decision (SPEC §3.4) per active symbol × strategy × cycle point, from the "
+                    "stored features_scan and market_regime rows, in the scan_history schema; rows passing them are "
+                    "undecided candidates for the paper engine. Incremental, each row with its bar watermark.",
     )
-    def scan_and_setups(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
-                        warehouse: WarehouseResource):
+    def scan_preview(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
+                     warehouse: WarehouseResource):
         cfg_ = project_config.load()
         u = project_config.universe()
-        tw = context.partition_time_window
-        start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
+        start, end = partition_window(context)
+        step = pd.Timedelta(minutes=cfg_.engine.cycle_min)
         wh = warehouse.get()
-        symbols = u.active_symbols
-        read = symbols if u.market_symbol in symbols else [*symbols, u.market_symbol]
-        bars = wh.read_bars(base, start - setups_warmup(cfg_), end, read)
-        regime = wh.read_slice("market_regime", "timestamp", start, end)
-        if regime is None:
-            raise dg.Failure(f"scan_and_setups {context.partition_key}: market_regime is not materialized for "
-                             f"this day (materialize market_regime first)")
-        stop = min(cycle_end(data_horizon(bars, base, start, end), end, cfg_),
-                   (regime["timestamp"].max() + pd.Timedelta(minutes=cfg_.engine.cycle_min)) if len(regime) else start)
-        regime = regime[regime["timestamp"] < stop]
-        result = scan_cycle_points(bars, regime, cfg_, start=start, end=stop, symbols=symbols)
-        rows, setups = result.scan_rows, result.setups
+        with wh.snapshot() as con:
+            _, last_feat = wh.time_bounds("features_scan", "timestamp", con=con)
+            _, last_regime = wh.time_bounds("market_regime", "timestamp", con=con)
+            stop = None if last_feat is None or last_regime is None else min(last_feat, last_regime) + step
+            p = plan(wh, cfg_, "scan_preview", start, end, con, stop=stop if stop is not None else start)
+            todo = p.todo
+            first, last = (todo[0], todo[-1] + pd.Timedelta(microseconds=1)) if len(todo) else (end, end)
+            features = wh.read_slice("features_scan", "timestamp", first, last, con=con)
+            regime = wh.read_slice("market_regime", "timestamp", first, last, con=con)
+        marks = p.marks[len(p.points) - len(todo):]
+        try:
+            require_fresh("features_scan", features, todo, marks)
+            require_fresh("market_regime", regime, todo, marks)
+        except StaleInputError as exc:
+            raise dg.Failure(f"scan_preview {context.partition_key}: {exc}", allow_retries=False) from None
+        rows = scan_from_features(features, regime, cfg_, start=first, end=todo[-1] + step if len(todo) else end,
+                                  symbols=u.active_symbols)
+        rows = rows.assign(bars_watermark=p.marks_of(rows["timestamp"]))
         points = rows["timestamp"].nunique()
-        expected = points * len(symbols) * len(Strategy)
-        per_strategy = setups["strategy"].value_counts().to_dict() if len(setups) else {}
-        yield dg.Output(rows, output_name="scan_preview", metadata={
-            "rows": len(rows), "cycle_points": points,
-            "candidates": int(rows["candidate"].sum()) if len(rows) else 0,
-            "reasons": dg.MetadataValue.json({str(k): int(v) for k, v in rows["reason"].value_counts().items()})})
-        yield dg.Output(setups, output_name="strategy_setups", metadata={
-            "setups": len(setups), "by_strategy": dg.MetadataValue.json({k: int(v) for k, v in per_strategy.items()})})
+        expected = points * len(u.active_symbols) * len(Strategy)
         keys = rows[["symbol", "strategy", "timestamp"]].drop_duplicates()
+        yield dg.Output(rows, metadata={
+            REPLACE_FROM: p.replace_from.isoformat(), "rows": len(rows), "cycle_points": points,
+            "stale_rows_recomputed": p.refresh.stale,
+            "candidates": int(rows["candidate"].sum()) if len(rows) else 0, "reasons": json_counts(rows["reason"])})
         yield dg.AssetCheckResult(
             asset_key=preview_key, check_name=SCAN_ROWS_COMPLETE,
             passed=len(rows) == expected and len(keys) == len(rows),
             metadata={"rows": len(rows), "expected": expected, "duplicate_keys": len(rows) - len(keys)})
+
+    @dg.asset(
+        name="strategy_setups", group_name=GROUP, partitions_def=daily_partitions, io_manager_key="table_io_manager",
+        dagster_type=dagster_type(StrategySetupSchema),
+        metadata={"table": "strategy_setups", "time_column": "detected_at"}, deps=[dg.AssetKey(SCAN_HISTORY_TABLE)],
+        check_specs=[dg.AssetCheckSpec(SETUP_IDS_UNIQUE, asset=setups_key, blocking=True,
+                                       description="setup_id is unique.")],
+        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, kinds={"pandas", "duckdb"},
+        owners=OWNERS, tags={"stage": "setups"},
+        description="One row per detected setup (SPEC §3.2, §3.5) of the engine's scan_history, keyed by setup_id = "
+                    "scan_id, with its decision, the feature snapshot and the regime/best strategy at detection.",
+    )
+    def strategy_setups_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        start, end = partition_window(context)
+        rows = warehouse.get().read_slice(SCAN_HISTORY_TABLE, "timestamp", start, end, where_true="setup")
+        setups = strategy_setups(rows if rows is not None else pd.DataFrame())
+        yield dg.Output(setups, metadata={"setups": len(setups), "by_strategy": json_counts(setups["strategy"]),
+                                          "decisions": json_counts(setups["decision"])})
         yield dg.AssetCheckResult(
             asset_key=setups_key, check_name=SETUP_IDS_UNIQUE, passed=bool(setups["setup_id"].is_unique),
             metadata={"duplicates": int(setups["setup_id"].duplicated().sum())})
 
     @dg.asset(
-        name="readiness_board", group_name=GROUP, deps=[preview_key], pool=WAREHOUSE_POOL,
-        dagster_type=_dagster_type(ReadinessBoardSchema), io_manager_key="io_manager", kinds={"pandas", "duckdb"},
-        description="The latest readiness 0–100 per active symbol × strategy with status (SPEC §3.6); the top 5 "
-                    "per strategy in this asset's metadata.",
+        name="readiness_board", group_name=GROUP, deps=[dg.AssetKey(SCAN_HISTORY_TABLE)], pool=WAREHOUSE_POOL,
+        dagster_type=dagster_type(ReadinessBoardSchema), io_manager_key="table_io_manager",
+        metadata={"table": "readiness_board"}, kinds={"pandas", "duckdb"}, owners=OWNERS, tags={"stage": "setups"},
+        description="The latest cycle point's readiness 0–100 per active symbol × strategy with status and decision "
+                    "(SPEC §3.6); the top 5 per strategy in this asset's metadata.",
     )
     def readiness_board(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
-        with wh.connect(read_only=True) as con:
-            latest = None
-            if wh.table_exists(con, "scan_preview"):
-                latest = con.execute("SELECT max(timestamp) FROM scan_preview").fetchall()[0][0]
-        if latest is None:
-            board = pd.DataFrame({c: pd.Series(dtype="object") for c in BOARD_COLUMNS})
-            md = "No scan rows yet: materialize scan_preview."
-        else:
-            t = pd.Timestamp(latest).tz_convert("UTC")
-            rows = wh.read_slice("scan_preview", "timestamp", t, t + pd.Timedelta(microseconds=1))
-            board = build_board(rows)
-            md = readiness_markdown(board)
-        wh.replace_table("readiness_board", board)
+        with wh.snapshot() as con:
+            _, latest = wh.time_bounds(SCAN_HISTORY_TABLE, "timestamp", con=con)
+            rows = None if latest is None else wh.read_slice(
+                SCAN_HISTORY_TABLE, "timestamp", latest, latest + pd.Timedelta(microseconds=1), con=con)
+        board = build_board(rows if rows is not None else pd.DataFrame())
+        md = readiness_markdown(board) if latest is not None else "No scan rows yet: the paper engine has not run."
         context.add_output_metadata({"cycle_point": str(latest), "rows": len(board),
                                      "top_5": dg.MetadataValue.md(md)})
         return board
 
-    return [scan_and_setups, readiness_board]
+    return [scan_preview, strategy_setups_asset, readiness_board]

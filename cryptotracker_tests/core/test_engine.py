@@ -886,7 +886,7 @@ def test_guards_fail_loudly(ecfg):
 
 def test_a_limit_violation_fails_loudly(ecfg, monkeypatch):
     """Were an execution check to let an order through, the post-tick assertion (§7.2, I-3) stops the run."""
-    import cryptotracker_assets.core.engine as engine_module
+    import cryptotracker_assets.core.engine.fold as engine_module
     from cryptotracker_assets.core.ledger import apply_order
 
     monkeypatch.setattr(engine_module, "admit", lambda ps, c, o, cfg: (None, *apply_order(ps, c, o, cfg)))

@@ -391,7 +391,7 @@ def test_registry_lists_the_29_ml_features_and_their_model_inputs(cfg):
 
 def test_every_window_resolves_to_whole_bars_of_its_timeframe(cfg):
     for spec in F.FEATURE_REGISTRY:
-        tf = F._timeframe_of(cfg, spec.timeframe)
+        tf = F.timeframe_of(cfg, spec.timeframe)
         for key in spec.windows:
             bars = F.window_bars(cfg, key, tf)
             span = F.config_value(cfg, key)

@@ -11,6 +11,7 @@ import yaml
 from cryptotracker_assets.core import feature_schemas as fs
 from cryptotracker_assets.core import regime as R
 from cryptotracker_assets.core.config import DEFAULT_CONFIG_PATH, Strategy, Tier, build_config, load_config, merge
+from cryptotracker_assets.core.exits import widen_stop
 from cryptotracker_assets.core.features import cycle_points
 
 MIN = pd.Timedelta(minutes=1)
@@ -284,7 +285,7 @@ def test_la_dst_changes_shift_nothing(cfg):
 
 def test_stop_widening_boundaries(cfg):
     base = cfg.exits.params(Strategy.DCA, Tier.LARGE_CAP).stop_loss  # 0.06
-    w = R.widen_stop
+    w = widen_stop
     assert w(base, 0.05, "NORMAL", Tier.LARGE_CAP, cfg) == base  # at the floor: unchanged
     assert w(base, 0.0501, "NORMAL", Tier.LARGE_CAP, cfg) > base
     assert w(base, 0.10, "NORMAL", Tier.LARGE_CAP, cfg) == pytest.approx(base * 1.15)

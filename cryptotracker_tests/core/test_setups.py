@@ -103,9 +103,9 @@ def test_the_one_reason_enum_holds_every_code_of_spec_3_4_in_order():
     for e in ExecutionReason:
         assert S.DecisionReason.of(e).value == e.value and S.DecisionReason.of(e).step == 6
     for bad in ("Stale_data", "no setup", "", None, "TAKE"):
-        with pytest.raises(ValueError, match="unknown DecisionReason"):
+        with pytest.raises(ValueError, match="unknown decision reason"):
             S.DecisionReason.parse(bad)
-    with pytest.raises(ValueError, match="unknown Decision"):
+    with pytest.raises(ValueError, match="unknown decision"):
         S.Decision.parse("BUY")
     assert S.Decision.of(S.DecisionReason.ENTERED) is S.Decision.TAKE
     assert S.Decision.of("cooldown") is S.Decision.SKIP

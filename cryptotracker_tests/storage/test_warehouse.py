@@ -129,8 +129,12 @@ def test_generic_slice_replace_creates_checks_columns_and_is_atomic(wh):
     res = wh.replace_slice("features_test", rows(D1, 70.0), "timestamp", D1, D1 + DAY)
     got = wh.read_slice("features_test", "timestamp", order_by=())
     assert res.deleted == 2 and got["rsi_14"].tolist() == [70.0, 71.0, 60.0, 61.0]
-    with pytest.raises(WarehouseError, match=r"columns differ .*new \['macd'\]"):
-        wh.replace_slice("features_test", rows(D1, 1.0).assign(macd=1.0), "timestamp", D1, D1 + DAY)
+    # A new column is a forward migration: added to the table, NULL on the rows stored before it.
+    wh.replace_slice("features_test", rows(D1, 70.0).assign(macd=1.5), "timestamp", D1, D1 + DAY)
+    got = wh.read_slice("features_test", "timestamp", order_by=())
+    assert got["macd"].tolist()[:2] == [1.5, 1.5] and got["macd"].iloc[2:].isna().all()
+    with pytest.raises(WarehouseError, match=r"lack the stored column\(s\) \['macd'\]"):
+        wh.replace_slice("features_test", rows(D1, 1.0), "timestamp", D1, D1 + DAY)
     with pytest.raises(WarehouseError, match="outside the slice"):
         wh.replace_slice("features_test", rows(D1 + DAY, 1.0), "timestamp", D1, D1 + DAY)
     assert wh.read_slice("features_test", "timestamp", order_by=())["rsi_14"].tolist() == [70.0, 71.0, 60.0, 61.0]
