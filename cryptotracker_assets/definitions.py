@@ -101,7 +101,7 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             build_main_job(timeframes),
             paper_engine_job,
             features_job,
-            build_data_health_job(timeframes, freshness),
+                    build_data_health_job(timeframes, freshness),
             gap_healing_job,
             config_job,
             retention_job,

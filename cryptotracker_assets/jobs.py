@@ -6,6 +6,8 @@
   ``ledger_invariants``) → ``strategy_setups`` and ``readiness_board``;
 - ``features_job`` — the end-product features ``features_15m`` and ``features_daily`` (``features_schedule``);
 - ``main_job`` — the whole pipeline for a window of days (``make run``, backfills);
+- the day audit ``replay_matches_ledger`` runs when a person materializes a past ``paper_trades`` day with its checks
+  (the UI's Materialize selects them by default), never in the tick nor in ``main_job``;
 - ``data_health_job``, ``gap_healing_job``, ``config_job``, ``retention_job`` — maintenance.
 """
 
@@ -59,13 +61,14 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
         MAIN_JOB,
         # The candles with the checks computed in their own step (the table-wide health checks run in
         # data_health_job: they judge every active symbol, not the window a run just stored), then everything
-        # downstream with its checks, the day audits included.
+        # downstream with its checks (the day audit excepted: it replays every day again).
         selection=dg.AssetSelection.assets(*[ohlc_asset_name(tf) for tf in timeframes]).without_checks()
         | dg.AssetSelection.checks(*partition_check_keys(timeframes))
-        | dg.AssetSelection.assets(*CHAIN_ASSETS, *END_PRODUCT_FEATURES),
+        | (dg.AssetSelection.assets(*CHAIN_ASSETS, *END_PRODUCT_FEATURES) - _replay_check()),
         partitions_def=daily_partitions,
         description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window): candles, "
-                    "features, regime, scan, the paper engine and the audit of every engine day.",
+                    "features, regime, scan, the paper engine with its blocking ledger check, setups and the board "
+                    "(the day audit replays every day again: materialize a past paper_trades day with its checks).",
         tags={"cryptotracker/kind": "main"},
     )
 

@@ -36,7 +36,7 @@ EXPECTED_JOBS = {
     **{f"{tf}_job": {tf} for tf in OHLC},
     "config_job": {"universe", "effective_config"},
     "gap_healing_job": {"data_gaps"},
-    "data_health_job": set(), "retention_job": set(),  # checks only / an op
+    "data_health_job": set(), "retention_job": set()  # checks only / an op
 }
 EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "ohlc_15m_schedule": ("ohlc_15m_job", "*/15 * * * *"),
@@ -78,14 +78,14 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in defs.sensors)
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
-    # ledger_invariants blocks (ERROR) the steps after the ledger in its run; the day audit runs with main_job and
-    # when a person materializes a past day, never with the 5-minute tick (it replays a whole day)
+    # ledger_invariants blocks (ERROR) the steps after the ledger in its run; the day audit (it replays whole days)
+    # runs when a person materializes a past day with its checks, never in the tick nor in main_job
     inv = dg.AssetCheckKey(dg.AssetKey("paper_trades"), "ledger_invariants")
     replay = dg.AssetCheckKey(dg.AssetKey("paper_trades"), "replay_matches_ledger")
     assert graph.get_check_spec(inv).blocking and not graph.get_check_spec(replay).blocking
     tick_checks = defs.resolve_job_def("paper_engine_job").asset_layer.asset_graph.asset_check_keys
     main_checks = defs.resolve_job_def("main_job").asset_layer.asset_graph.asset_check_keys
-    assert inv in tick_checks and replay not in tick_checks and replay in main_checks
+    assert inv in tick_checks and inv in main_checks and replay not in tick_checks | main_checks
     m1 = defs.resolve_assets_def("ohlc_1m")
     assert m1.partitions_def is not None and m1.backfill_policy.max_partitions_per_run == 1
     assert defs.resources["market_data"].source_name == "synthetic"

@@ -251,3 +251,19 @@ def test_full_run_on_real_candles_through_dagster(tmp_env, tmp_path, instance, s
     assert not scans.duplicated(["symbol", "strategy", "timestamp"]).any()
     assert not ((scans["decision"] == "TAKE") & (scans["mr"] == "PANIC")).any()
     assert (scans["mr"] == "PANIC").any()
+    # The engine traded on the stored scan_preview rows; the engine computing its own scan from the stored bars
+    # gives exactly the stored ledger, scan history and snapshots (bit for bit).
+    from cryptotracker_assets.core.engine import EngineInputs, run_engine
+
+    snaps = wh.read_slice("portfolio_snapshots", "cycle_point")
+    _, own = run_engine(EngineState(), EngineInputs(cfg=cfg, bars=wh.read_bars("5m"),
+                                                    market_regime=wh.read_slice("market_regime", "timestamp")),
+                        pd.DatetimeIndex(snaps["cycle_point"]))
+    stored_scan = wh.read_slice("scan_history", "timestamp", order_by=())
+    stored_ledger = ledger.reset_index(drop=True)
+    for key, stored, mine in ((["trade_group_id", "side", "level"], stored_ledger, own.ledger_rows),
+                              (["scan_id"], stored_scan, own.scan_rows), (["cycle_point"], snaps, own.snapshots)):
+        assert list(stored.columns) == list(mine.columns) and len(stored) == len(mine)
+        pd.testing.assert_frame_equal(stored.sort_values(key).reset_index(drop=True),
+                                      mine.sort_values(key).reset_index(drop=True), check_exact=True,
+                                      check_dtype=False)

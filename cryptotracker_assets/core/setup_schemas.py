@@ -62,9 +62,13 @@ def _firing_ok(df: pd.DataFrame) -> np.ndarray:
 
 
 def _id_ok(df: pd.DataFrame, id_col: str, t_col: str) -> np.ndarray:
-    stamp = df[t_col].dt.strftime("%y%m%d%H%M")
-    expected = df["strategy"].astype(str) + "_" + df["symbol"].astype(str) + "_" + stamp
-    return (df[id_col] == expected).to_numpy() & df[id_col].astype(str).str.match(SCAN_ID_RE.pattern).to_numpy()
+    times = pd.DatetimeIndex(df[t_col])
+    uniq, inverse = np.unique(times.asi8, return_inverse=True)  # few cycle points, many rows: format each once
+    stamp = pd.DatetimeIndex(uniq.view("datetime64[ns]")).strftime("%y%m%d%H%M").to_numpy(dtype=object)[inverse]
+    expected = df["strategy"].astype(str).to_numpy(dtype=object) + "_" + df["symbol"].astype(str).to_numpy(
+        dtype=object) + "_" + stamp
+    ids = df[id_col].astype(str)
+    return (ids.to_numpy(dtype=object) == expected) & ids.str.match(SCAN_ID_RE.pattern).to_numpy()
 
 
 def _decision_ok(df: pd.DataFrame) -> np.ndarray:

@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..core.common import utc_days, utc_or_none
 from ..core.config import Config
-from ..core.engine import (EngineInputs, EngineOutputs, EngineState, ManualClose, next_cycle_points, run_engine)
+from ..core.engine import (BarStore, EngineInputs, EngineOutputs, EngineState, ManualClose, next_cycle_points,
+                           run_engine)
 from ..core.engine_audit import AuditReport, compare_replay, concat_outputs, no_outputs
 from ..core.ledger import limit_violations
 from ..core.protection import OperatorAction, OperatorEvent
@@ -109,13 +110,31 @@ def _read_inputs(wh: Warehouse, cfg: Config, points: pd.DatetimeIndex, state: En
     return _Inputs(state, cursor, ledger, events, scan, regime, bars)
 
 
+def _day_slices(frame: pd.DataFrame) -> Callable[[pd.Timestamp], pd.DataFrame]:
+    """The rows of one UTC day of a frame sorted by ``timestamp`` (a view by position, no scan of the whole)."""
+    ns = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+    if len(ns) > 1 and (ns[1:] < ns[:-1]).any():
+        order = np.argsort(ns, kind="stable")
+        frame, ns = frame.iloc[order].reset_index(drop=True), ns[order]
+    day_ns = pd.Timedelta(days=1).value
+
+    def rows(day: pd.Timestamp) -> pd.DataFrame:
+        a, b = np.searchsorted(ns, [day.value, day.value + day_ns])
+        return frame.iloc[a:b]
+
+    return rows
+
+
 def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[EngineState, list, list[DayState]]:
     """Fold day by day (the state of each UTC day is stored); the ledger grows with each day's rows."""
     state, ledger, outs, days = inputs.state, inputs.ledger, [], []
+    scan_at = _day_slices(inputs.scan)
+    regime_at = _day_slices(inputs.regime)
+    bars = BarStore.from_frame(inputs.bars)  # built once for all days
     for day in utc_days(points[0], points[-1] + pd.Timedelta(microseconds=1)):
         pts = points[(points >= day) & (points < day + pd.Timedelta(days=1))]
-        engine_in = EngineInputs(cfg=cfg, bars=inputs.bars, market_regime=inputs.regime, ledger=ledger,
-                                 events=inputs.events, scan_rows=inputs.scan)
+        engine_in = EngineInputs(cfg=cfg, bars=bars, market_regime=regime_at(day), ledger=ledger,
+                                 events=inputs.events, scan_rows=scan_at(day))
         state, out = run_engine(state, engine_in, pts)
         outs.append(out)
         if len(out.ledger_rows):
