@@ -69,6 +69,10 @@ class PolygonMarketData(MarketDataSource):
     timeout_s: float = 30.0
     _client: PolygonBarsClient | None = PrivateAttr(default=None)
 
+    def __repr_args__(self):
+        """The key never reaches a repr (logs, tracebacks, metadata)."""
+        return [(k, "***" if k == "api_key" else v) for k, v in super().__repr_args__()]
+
     def client(self, cfg: Config) -> PolygonBarsClient:
         if self._client is None:
             ing = cfg.data.ingest

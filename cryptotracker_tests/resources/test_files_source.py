@@ -48,3 +48,17 @@ def test_csv_and_missing_columns(tmp_path):
     df.drop(columns="volume").to_csv(tmp_path / "XYZ.csv", index=False)
     with pytest.raises(MarketDataError, match=r"XYZ\.csv \(symbol XYZ\) lacks column\(s\) \['volume'\]"):
         FilesBarsReader(str(tmp_path)).fetch("XYZ", "1m", ts[0], ts[0] + pd.Timedelta(days=1))
+
+
+def test_csv_prices_equal_the_file_text_exactly(tmp_path):
+    # Decimal texts whose nearest double pandas' default (fast) parser misses in the last bits.
+    texts = ["0.00012345678901234567", "43251.123456789012", "1.0000000000000002", "0.30000000000000004",
+             "9.87654321098765e-05", "123456.78901234567"]
+    ts = pd.date_range("2018-01-16", periods=len(texts), freq="1min", tz="UTC")
+    lines = ["symbol,timestamp,open,high,low,close,volume"]
+    lines += [f"ABC,{t:%Y-%m-%dT%H:%M:%SZ},{x},{x},{x},{x},{x}" for t, x in zip(ts, texts)]
+    (tmp_path / "ABC.csv").write_text("\n".join(lines) + "\n")
+    out = FilesBarsReader(str(tmp_path)).fetch("ABC", "1m", ts[0], ts[0] + pd.Timedelta(days=1))
+    expected = [float(x) for x in texts]  # Python's float() is correctly rounded: the independent reference
+    for c in ("open", "high", "low", "close", "volume"):
+        assert out[c].tolist() == expected, c

@@ -119,3 +119,11 @@ def test_rate_limiter_spacing_and_per_minute_cap():
         fired.append(round(now[0], 6))
     # 0.1 s apart, and the 4th call waits until 60 s after the first
     assert fired == [0.0, 0.1, 0.2, 60.0]
+
+
+def test_the_resource_repr_never_shows_the_key():
+    from resources.market_data import PolygonMarketData
+
+    res = PolygonMarketData(api_key=KEY)
+    assert KEY not in repr(res) and KEY not in str(res) and "api_key='***'" in repr(res)
+    assert res.api_key == KEY  # the value itself is intact
