@@ -259,3 +259,30 @@ strategies:
 scan: {{windows_min: {{rsi: 15}}}}
 prioritisation: {{symbols: [{", ".join(pairs)}]}}
 """
+
+
+@pytest.mark.parametrize("fault, page", [("html", 1), ("truncated", 3), ("no_results_next", 2)])
+def test_polygon_broken_page_fails_the_partition_and_keeps_the_stored_day(tmp_env, instance, tmp_path, fault, page):
+    # A 200 answer that is not a whole page must never store a partial day as complete (issue 10, item 10).
+    user = write_user_config(tmp_path, FAST_RETRIES)
+    wh = Warehouse(tmp_env["CRYPTOTRACKER_WAREHOUSE"])
+    key = "pk_live_DO_NOT_LEAK_42"
+    with FakePolygon({"X:BTCUSD": polygon_bars(DAYS[0], 30)}, page_size=7) as fake:
+        env = {**tmp_env, "POLYGON_API_KEY": key, "CRYPTOTRACKER_POLYGON_BASE_URL": fake.base_url,
+               "CRYPTOTRACKER_CONFIG": str(user)}
+        defs = build_definitions(env)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("POLYGON_API_KEY", key)
+            job = defs.resolve_job_def("ohlc_1m_job")
+            run = symbols_config("ohlc_1m", ["BTC"])
+            assert job.execute_in_process(partition_key=DAYS[0], instance=instance, run_config=run).success
+            before = wh.read_bars("1m")
+            assert len(before) == 30
+            fake.faults = {page: fault}
+            bad = job.execute_in_process(partition_key=DAYS[0], instance=instance, raise_on_error=False,
+                                         run_config=run)
+    assert not bad.success
+    err = str(bad.get_step_failure_events()[0].event_specific_data.error)
+    assert "BTC" in err and "X:BTCUSD" in err and f"page {page}" in err and "after 5 retries" in err
+    assert key not in err
+    pd.testing.assert_frame_equal(wh.read_bars("1m"), before)

@@ -40,14 +40,60 @@ POLYGON_SPANS = {
 
 
 class TransientHTTPError(Exception):
-    def __init__(self, status: int, retry_after: float | None):
-        super().__init__(f"HTTP {status}")
+    def __init__(self, status: int, retry_after: float | None, page: int = 1):
+        super().__init__(f"HTTP {status} on page {page}")
         self.status = status
         self.retry_after = retry_after
+        self.page = page
 
 
 class PolygonAPIError(Exception):
     """An error body (``{"status": "ERROR", ...}``) or a non-retryable HTTP status."""
+
+
+class BadPageError(Exception):
+    """An HTTP 200 answer that is not a whole aggregates page: a body that is not a JSON object (truncated JSON, a
+    proxy's HTML page), or a page without bars that still points to a next one. polygon-api-client would end the
+    pagination there and return a partial range as if complete, so the fetch retries it like a 5xx."""
+
+    def __init__(self, page: int, reason: str):
+        super().__init__(f"page {page}: {reason}")
+        self.page = page
+        self.reason = reason
+
+
+def _snippet(text: str, n: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= n else flat[:n] + "…"
+
+
+def check_page(data: bytes, content_type: str | None, page: int, loads: Callable[[str], object] = json.loads) -> dict:
+    """The decoded body of a 200 aggregates page, or :class:`BadPageError` / :class:`PolygonAPIError`.
+
+    A page must be a JSON object; ``{"status": "ERROR"}`` is an API error (not retried); ``results``, when
+    present, is a list of objects; a page with no (or empty) ``results`` but a ``next_url`` is a page missing in
+    the middle of the range. A page with neither is a range without trades (an empty result, not an error).
+    """
+    kind = content_type or "no content type"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPageError(page, f"body is not UTF-8 ({kind}, {len(data)} bytes)") from None
+    try:
+        body = loads(text)
+    except ValueError as exc:
+        raise BadPageError(page, f"body is not JSON ({kind}, {len(data)} bytes: {exc}; starts {_snippet(text)!r})") \
+            from None
+    if not isinstance(body, dict):
+        raise BadPageError(page, f"body is JSON {type(body).__name__}, not an object ({kind}, {len(data)} bytes)")
+    if str(body.get("status", "")).upper() == "ERROR":
+        raise PolygonAPIError(str(body.get("error") or body.get("message") or "error status"))
+    results = body.get("results")
+    if results is not None and not (isinstance(results, list) and all(isinstance(r, dict) for r in results)):
+        raise BadPageError(page, f"`results` is not a list of bar objects ({type(results).__name__})")
+    if not results and body.get("next_url"):
+        raise BadPageError(page, "no `results` but a `next_url` (a page missing in the middle of the range)")
+    return body
 
 
 class RateLimiter:
@@ -80,18 +126,27 @@ class RateLimiter:
 
 
 class _GuardedPool:
-    """Wraps the client's urllib3 pool: rate limit every HTTP call (pages included), surface 429/5xx and
-    error bodies as exceptions so the fetch can retry with backoff; no urllib3-level retries."""
+    """Wraps the client's urllib3 pool: rate limit every HTTP call (pages included), surface 429/5xx, error bodies
+    and 200 bodies that are not whole pages (:func:`check_page`) as exceptions so the fetch can retry with
+    backoff; no urllib3-level retries. Pages are counted per thread from :meth:`begin` (one paginated fetch)."""
 
-    def __init__(self, pool, limiter: RateLimiter, timeout):
+    def __init__(self, pool, limiter: RateLimiter, timeout, loads: Callable[[str], object] = json.loads):
         self._pool = pool
         self._limiter = limiter
         self._timeout = timeout
+        self._loads = loads
+        self._page = threading.local()
         self.calls = 0
+
+    def begin(self) -> None:
+        """A new paginated fetch starts on this thread: the next request is its page 1."""
+        self._page.n = 0
 
     def request(self, method, url, **kwargs):
         self._limiter.wait()
         self.calls += 1
+        page = getattr(self._page, "n", 0) + 1
+        self._page.n = page
         kwargs.setdefault("timeout", self._timeout)
         kwargs["retries"] = False
         resp = self._pool.request(method, url, **kwargs)
@@ -101,14 +156,9 @@ class _GuardedPool:
                 ra = float(retry_after) if retry_after is not None else None
             except ValueError:
                 ra = None
-            raise TransientHTTPError(resp.status, ra)
+            raise TransientHTTPError(resp.status, ra, page)
         if resp.status == 200:
-            try:
-                body = json.loads(resp.data.decode("utf-8"))
-            except ValueError:
-                body = None
-            if isinstance(body, dict) and str(body.get("status", "")).upper() == "ERROR":
-                raise PolygonAPIError(str(body.get("error") or body.get("message") or "error status"))
+            check_page(resp.data, resp.headers.get("Content-Type"), page, self._loads)
         elif resp.status >= 400:
             try:
                 body = json.loads(resp.data.decode("utf-8"))
@@ -126,9 +176,12 @@ class _GuardedPool:
 class PolygonBarsClient:
     """Polygon REST aggregates through polygon-api-client, for tickers like ``X:BTCUSD``.
 
-    Pagination (``next_url``) is followed to the end by ``list_aggs``; 429/5xx and network errors are retried
-    ``retries`` times after ``retry_delays_s`` plus jitter (the whole range is re-fetched, which is idempotent);
-    calls are rate-limited. The API key is sent as a header by the client and never appears in messages.
+    Pagination (``next_url``) is followed to the end by ``list_aggs``; 429/5xx, network errors and 200 pages that
+    are not whole pages (:func:`check_page`: the client would end pagination there and return a partial range)
+    are retried ``retries`` times after ``retry_delays_s`` plus jitter, a ``Retry-After`` capped at
+    ``max_retry_after_s`` (the whole range is re-fetched, which is idempotent), then raise
+    :class:`MarketDataError` naming symbol, timeframe, range, page and reason; calls are rate-limited. The API
+    key is sent as a header by the client and never appears in messages.
     """
 
     api_key: str = field(repr=False)
@@ -156,7 +209,8 @@ class PolygonBarsClient:
             client = RESTClient(api_key=self.api_key, base=self.base_url.rstrip("/"), retries=0,
                                 connect_timeout=self.timeout_s, read_timeout=self.timeout_s)
             limiter = RateLimiter(self.min_call_interval_s, self.max_requests_per_min, sleep=self.sleep)
-            self._pool = _GuardedPool(client.client, limiter, urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s))
+            timeout = urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s)
+            self._pool = _GuardedPool(client.client, limiter, timeout, loads=client.json.loads)
             client.client = self._pool
             self._client = client
         return self._client
@@ -181,6 +235,7 @@ class PolygonBarsClient:
         client = self._rest()
         last_error = ""
         for attempt in range(self.retries + 1):
+            self._pool.begin()
             try:
                 aggs = list(client.list_aggs(ticker, mult, span, from_ms, to_ms, adjusted=True, sort="asc",
                                              limit=50000))
@@ -188,6 +243,12 @@ class PolygonBarsClient:
             except TransientHTTPError as exc:
                 last_error = str(exc)
                 delay = min(exc.retry_after, self.max_retry_after_s) if exc.retry_after is not None else None
+                if exc.retry_after is not None and exc.retry_after > self.max_retry_after_s:
+                    last_error += (f" (Retry-After {exc.retry_after:g} s, each wait capped at "
+                                   f"data.polygon.max_retry_after_s = {self.max_retry_after_s:g} s)")
+            except BadPageError as exc:  # a partial range must never pass as complete: retried like a 5xx
+                last_error = f"bad response on {exc}"
+                delay = None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 last_error = f"network error {type(exc).__name__}"
                 delay = None
@@ -196,7 +257,8 @@ class PolygonBarsClient:
             except BadResponse as exc:
                 raise MarketDataError(self._redact(f"{what}: bad response {exc}")) from None
             if attempt == self.retries:
-                raise MarketDataError(f"{what}: {last_error} after {self.retries} retries (retry budget spent)")
+                raise MarketDataError(self._redact(f"{what}: {last_error} after {self.retries} retries "
+                                                   "(retry budget spent)"))
             base = self.retry_delays_s[min(attempt, len(self.retry_delays_s) - 1)]
             self.sleep(max(base, delay or 0.0) + self.jitter(base))
         rows = [

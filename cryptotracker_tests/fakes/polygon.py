@@ -16,11 +16,31 @@ class FakePolygon:
 
     ``page_size`` bars per page; ``script`` maps a request number (1-based) to an HTTP status to answer instead
     (e.g. {1: 429} → first request rate-limited); ``fail_always`` answers every request with that status.
+
+    ``faults`` maps a page number of one range (1 = the request without a cursor, 2 = the first ``next_url``, …) to
+    a broken answer, given the first ``fault_times`` times that page is asked for (None = every time):
+
+    - ``"truncated"``: HTTP 200, ``application/json``, the page's JSON cut in the middle (a consistent length);
+    - ``"html"``: HTTP 200, ``text/html``, a proxy's error page;
+    - ``"no_results_next"`` / ``"empty_results_next"``: HTTP 200, the page without ``results`` (or with
+      ``results: []``) but with its ``next_url`` — the page's bars are skipped;
+    - ``"short_read"``: HTTP 200 whose ``Content-Length`` promises more than is sent before the connection closes;
+    - ``"429"`` / ``"503"``: that status (with ``Retry-After: retry_after`` on 429).
     """
+
+    FAULTS = ("truncated", "html", "no_results_next", "empty_results_next", "short_read", "429", "503")
+    PROXY_PAGE = ("<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1>"
+                  "<p>The proxy server received an invalid response from an upstream server.</p></body></html>\n")
 
     def __init__(self, bars: dict[str, pd.DataFrame] | None = None, page_size: int = 2, script=None,
                  fail_always: int | None = None, error_body: dict | None = None, raw_pages: list | None = None,
-                 retry_after: str = "0"):
+                 retry_after: str = "0", faults: dict[int, str] | None = None, fault_times: int | None = None):
+        unknown = set((faults or {}).values()) - set(self.FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {self.FAULTS}")
+        self.faults = dict(faults or {})
+        self.fault_times = fault_times
+        self.faults_served: dict[int, int] = {}  # page number -> broken answers given
         self.bars = bars or {}
         self.page_size = page_size
         self.script = dict(script or {})
@@ -54,15 +74,52 @@ class FakePolygon:
         self.server.shutdown()
         self.server.server_close()
 
-    def _send(self, handler, status: int, body: dict, headers: dict | None = None):
-        data = json.dumps(body).encode()
+    def _send(self, handler, status: int, body: dict | bytes, headers: dict | None = None,
+              content_type: str = "application/json", content_length: int | None = None):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(data) if content_length is None else content_length))
         for k, v in (headers or {}).items():
             handler.send_header(k, v)
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _fault(self, page: int) -> str | None:
+        kind = self.faults.get(page)
+        if kind is None:
+            return None
+        with self._lock:
+            served = self.faults_served.get(page, 0)
+            if self.fault_times is not None and served >= self.fault_times:
+                return None
+            self.faults_served[page] = served + 1
+        return kind
+
+    def _page(self, handler, page: int, body: dict):
+        """Answer one aggregates page, or the fault scripted for its number."""
+        kind = self._fault(page)
+        if kind is None:
+            return self._send(handler, 200, body)
+        if kind in ("429", "503"):
+            headers = {"Retry-After": self.retry_after} if kind == "429" else None
+            return self._send(handler, int(kind), {"status": "ERROR", "error": f"fake {kind}"}, headers)
+        if kind == "truncated":
+            data = json.dumps(body).encode()
+            return self._send(handler, 200, data[: len(data) // 2])
+        if kind == "html":
+            return self._send(handler, 200, self.PROXY_PAGE.encode(), content_type="text/html; charset=utf-8")
+        if kind == "short_read":
+            data = json.dumps(body).encode()
+            handler.close_connection = True
+            return self._send(handler, 200, data[: len(data) // 2], content_length=len(data))
+        broken = {k: v for k, v in body.items() if k != "results"}  # no_results_next / empty_results_next
+        broken.update(queryCount=0, resultsCount=0)
+        if kind == "empty_results_next":
+            broken["results"] = []
+        if "next_url" not in broken:
+            raise AssertionError(f"fault {kind} on page {page}: that page has no next_url (the last page)")
+        return self._send(handler, 200, broken)
 
     def _handle(self, handler):
         url = urlparse(handler.path)
@@ -77,7 +134,8 @@ class FakePolygon:
         if self.error_body is not None:
             return self._send(handler, 200, self.error_body)
         if self.raw_pages is not None:
-            return self._send(handler, 200, self.raw_pages[1 if "cursor" in query else 0])
+            page = 2 if "cursor" in query else 1
+            return self._page(handler, page, self.raw_pages[page - 1])
         parts = url.path.split("/")
         # /v2/aggs/ticker/{ticker}/range/{mult}/{span}/{from}/{to}
         if len(parts) < 10 or parts[1:4] != ["v2", "aggs", "ticker"]:
@@ -102,7 +160,7 @@ class FakePolygon:
             # Like the real API: an absolute next_url on api.polygon.io; the client keeps only path + query.
             body["next_url"] = (f"https://api.polygon.io/v2/aggs/ticker/{ticker}/range/{mult}/{span}/{frm}/{to}"
                                 f"?cursor={cursor + self.page_size}")
-        self._send(handler, 200, body)
+        self._page(handler, cursor // self.page_size + 1, body)
 
 
 def fixture_bars(fixtures_dir) -> pd.DataFrame:

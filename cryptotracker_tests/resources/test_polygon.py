@@ -83,7 +83,7 @@ def test_500_forever_fails_after_the_retry_budget_and_never_shows_the_key():
             c.fetch("SOL", "X:SOLUSD", "1m", DAY, DAY + pd.Timedelta(days=1))
     assert len(fake.requests) == 4  # first try + 3 retries
     msg = str(err.value)
-    assert "SOL" in msg and "X:SOLUSD" in msg and "HTTP 500 after 3 retries" in msg
+    assert "SOL" in msg and "X:SOLUSD" in msg and "HTTP 500 on page 1 after 3 retries" in msg
     assert KEY not in msg and KEY not in repr(c)
 
 
@@ -127,3 +127,41 @@ def test_the_resource_repr_never_shows_the_key():
     res = PolygonMarketData(api_key=KEY)
     assert KEY not in repr(res) and KEY not in str(res) and "api_key='***'" in repr(res)
     assert res.api_key == KEY  # the value itself is intact
+
+
+# --- 200 answers that are not whole pages (polygon-api-client would end pagination there) -----------------
+
+FULL_DAY = minute_bars(1440)
+END = DAY + pd.Timedelta(days=1)
+
+
+@pytest.mark.parametrize("page, fault", [(1, "truncated"), (3, "truncated"), (1, "html"), (3, "html"),
+                                         (2, "no_results_next"), (2, "empty_results_next"), (3, "short_read")])
+def test_a_broken_page_fails_the_fetch_after_the_retry_budget_naming_the_page(page, fault):
+    with FakePolygon({"X:BTCUSD": FULL_DAY}, page_size=480, faults={page: fault}) as fake:
+        c = client(fake, retries=2, retry_delays_s=(0.1, 0.5))
+        with pytest.raises(MarketDataError) as err:
+            c.fetch("BTC", "X:BTCUSD", "1m", DAY, END)
+    msg = str(err.value)
+    assert "BTC" in msg and "X:BTCUSD" in msg and "1m" in msg and "2024-01-01" in msg
+    assert "after 2 retries" in msg and KEY not in msg
+    if fault != "short_read":  # a cut connection is a network error, the page number is not known to urllib3
+        assert f"page {page}" in msg
+    # every attempt re-fetched the range from page 1 up to the broken page: 3 attempts
+    assert fake.faults_served[page] == 3 and c.sleeps == [0.1, 0.5]
+
+
+@pytest.mark.parametrize("page, fault", [(1, "html"), (3, "truncated"), (2, "empty_results_next")])
+def test_a_broken_page_once_is_retried_like_a_5xx_and_the_day_is_whole(page, fault):
+    with FakePolygon({"X:BTCUSD": FULL_DAY}, page_size=480, faults={page: fault}, fault_times=1) as fake:
+        c = client(fake)
+        df = c.fetch("BTC", "X:BTCUSD", "1m", DAY, END)
+    assert len(df) == 1440 and df["close"].tolist() == FULL_DAY["close"].tolist()
+    assert c.sleeps == [0.1]  # one retry, data.ingest.retry_delays_s[0]
+
+
+def test_a_day_without_trades_is_empty_not_an_error():
+    # A last page with neither results nor next_url is a range without trades, not a broken page.
+    with FakePolygon({"X:BTCUSD": FULL_DAY}, page_size=480) as fake:
+        df = client(fake).fetch("BTC", "X:BTCUSD", "1m", DAY + pd.Timedelta(days=3), DAY + pd.Timedelta(days=4))
+    assert df.empty
