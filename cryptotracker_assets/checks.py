@@ -8,6 +8,8 @@ import dagster as dg
 OHLC_INTEGRITY = "ohlc_integrity"  # ERROR: input rows broke an OHLC invariant and went to ohlc_rejects
 OHLC_SUSPECT_MOVES = "ohlc_suspect_moves"  # WARN: > data.health.extreme_move between consecutive bars
 OHLC_GAPS = "ohlc_gaps"  # WARN: missing bars inside the partition (SPEC §13.2 gap rule)
+# WARN: a day partition's stored / expected bars below data.health.min_completeness (SPEC §13.2, backfills too)
+OHLC_PARTITION_COMPLETENESS = "ohlc_partition_completeness"
 # Run by data_health_job on the stored table.
 OHLC_FRESHNESS = "ohlc_freshness"  # WARN + alert: newest bar older than data.health.freshness_min
 OHLC_COMPLETENESS = "ohlc_completeness"  # WARN: stored / expected bars below data.health.min_completeness
@@ -18,6 +20,7 @@ SEVERITY = {
     OHLC_INTEGRITY: dg.AssetCheckSeverity.ERROR,
     OHLC_SUSPECT_MOVES: dg.AssetCheckSeverity.WARN,
     OHLC_GAPS: dg.AssetCheckSeverity.WARN,
+    OHLC_PARTITION_COMPLETENESS: dg.AssetCheckSeverity.WARN,
     OHLC_FRESHNESS: dg.AssetCheckSeverity.WARN,
     OHLC_COMPLETENESS: dg.AssetCheckSeverity.WARN,
     OHLC_AGGREGATES: dg.AssetCheckSeverity.WARN,

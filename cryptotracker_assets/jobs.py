@@ -37,7 +37,7 @@ def ohlc_job_name(tf: Timeframe) -> str:
 
 
 def partition_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
-    names = [C.OHLC_INTEGRITY, C.OHLC_SUSPECT_MOVES, C.OHLC_GAPS]
+    names = [C.OHLC_INTEGRITY, C.OHLC_SUSPECT_MOVES, C.OHLC_GAPS, C.OHLC_PARTITION_COMPLETENESS]
     return [dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), n) for tf in timeframes for n in names]
 
 

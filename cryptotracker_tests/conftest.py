@@ -63,3 +63,19 @@ def write_user_config(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "user_config.yaml"
     p.write_text(text)
     return p
+
+
+def five_minute_base() -> dict:
+    """User-config keys of a 5m base timeframe (imported 5m candles): ``engine.base_timeframe`` and the ``5m`` key
+    of every per-timeframe map, which a 5m base must give (no fallback to 1m, SPEC §0.5); values as for 1m."""
+    return {
+        "engine": {"base_timeframe": "5m"},
+        "data": {
+            "ingest": {"5m": {"cron_utc": "*/5 * * * *", "overlap_min": 10, "max_catchup_d": 2}},
+            "backfill_d": {"5m": 30},
+            "retention_d": {"5m": 30},
+            "health": {"freshness_min": {"5m": 15}, "min_completeness": {"5m": 0.95},
+                       "completeness_window_h": {"5m": 24},
+                       "gaps": {"interval_multiple": {"5m": 5}, "lookback_d": {"5m": 7}, "alert_min": {"5m": 10}}},
+        },
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import dagster as dg
 from cryptotracker_assets import checks as C
@@ -12,7 +13,7 @@ from cryptotracker_assets.assets.market_data import build_ohlc_asset
 from cryptotracker_assets.core.config import Timeframe
 from cryptotracker_assets.definitions import build_definitions
 from cryptotracker_assets.storage.warehouse import Warehouse
-from cryptotracker_tests.conftest import write_user_config
+from cryptotracker_tests.conftest import five_minute_base, write_user_config
 from cryptotracker_tests.fakes.polygon import FakePolygon
 from resources import LogNotifier, MarketDataSource, ProjectConfigResource, SyntheticMarketData, WarehouseResource
 from resources.warehouse import BarsIOManager
@@ -41,6 +42,8 @@ class ScriptedSource(MarketDataSource):
     offset: float = 0.0
     broken: bool = False
     naive: bool = False
+    eth_tail_missing_h: int = 0  # ETH's bars of the last N hours of every UTC day never arrive
+
 
     def fetch_bars(self, symbol, timeframe, start, end, cfg):
         df = SyntheticMarketData().fetch_bars(symbol, timeframe, start, end, cfg).copy()
@@ -52,6 +55,8 @@ class ScriptedSource(MarketDataSource):
             dup = df.iloc[[20]].assign(close=df.loc[20, "close"] * 1.01, high=df.loc[20, "high"] * 1.02)
             mis = df.iloc[[30]].assign(timestamp=df.loc[30, "timestamp"] + pd.Timedelta(seconds=30))
             df = pd.concat([df, dup, mis], ignore_index=True)
+        if self.eth_tail_missing_h and symbol == "ETH":
+            df = df[df["timestamp"].dt.hour < 24 - self.eth_tail_missing_h].reset_index(drop=True)
         if self.naive and symbol == "PEPE":
             df["timestamp"] = df["timestamp"].dt.tz_localize(None)  # naive timestamps: the whole frame rejected
         return df
@@ -244,8 +249,9 @@ def test_files_source_on_real_pairs_with_user_config(tmp_env, instance, tmp_path
 
 
 def real_pairs_config(pairs: list[str]) -> str:
-    """A user config for the BTC-quoted 5m pairs: universe = the pairs, market symbol ETH-BTC, base 5m."""
-    return f"""
+    """A user config for the BTC-quoted 5m pairs: universe = the pairs, market symbol ETH-BTC, base 5m (with the 5m
+    keys of the per-timeframe maps)."""
+    return yaml.safe_dump(five_minute_base(), sort_keys=False) + f"""
 universe:
   market_symbol: ETH-BTC
   inactive: []
@@ -253,7 +259,6 @@ universe:
   mid_cap: [{", ".join(pairs[3:7])}]
   small_cap: [{", ".join(pairs[7:])}]
   memecoin: []
-engine: {{base_timeframe: 5m}}
 strategies:
   swing: {{lookback_min: 10}}
 scan: {{windows_min: {{rsi: 15}}}}
@@ -286,3 +291,46 @@ def test_polygon_broken_page_fails_the_partition_and_keeps_the_stored_day(tmp_en
     assert "BTC" in err and "X:BTCUSD" in err and f"page {page}" in err and "after 5 retries" in err
     assert key not in err
     pd.testing.assert_frame_equal(wh.read_bars("1m"), before)
+
+
+def test_partition_completeness_warns_for_a_past_day_missing_its_tail_and_passes_a_whole_day(tmp_env, instance,
+                                                                                             tmp_path):
+    # SPEC §13.2: the ratio of every day partition when it is materialized; 1m floor 0.95 (data.health.*), a warning
+    tail = materialize_days(tmp_env, instance, ScriptedSource(eth_tail_missing_h=4), [DAYS[0]])[0]
+    whole = materialize_days(tmp_env, instance, ScriptedSource(), [DAYS[1]])[0]
+    assert tail.success and whole.success  # a warning never fails the run
+    bad = checks_by_name(tail)[C.OHLC_PARTITION_COMPLETENESS]
+    assert not bad.passed and bad.severity == dg.AssetCheckSeverity.WARN and bad.partition == DAYS[0]
+    # ETH: 20 of 24 hours stored = 1200 / 1440 bars; 240 missing from 20:00 to midnight
+    assert bad.metadata["incomplete"].value == 1 and bad.metadata["min_completeness"].value == 0.95
+    eth = bad.metadata["incomplete_by_symbol"].value
+    assert list(eth) == ["ETH"] and list(eth["ETH"]) == [DAYS[0]]
+    day = eth["ETH"][DAYS[0]]
+    assert day["completeness"] == 1200 / 1440 and day["missing_share"] == 240 / 1440 and day["missing_runs"] == 1
+    assert day["longest_gap"] == "2026-04-01 20:00–2026-04-02 00:00 UTC"
+    assert bad.description.startswith("1 symbol-day(s) below data.health.min_completeness.1m = 95.00 %: ")
+    assert "ETH 2026-04-01: 1200/1440 1m bars (83.33 %), missing 16.67 %, longest gap 2026-04-01 20:00–" in (
+        bad.description)
+    good = checks_by_name(whole)[C.OHLC_PARTITION_COMPLETENESS]
+    assert good.passed and good.partition == DAYS[1] and good.metadata["incomplete"].value == 0
+    assert good.metadata["checked"].value == len(SYMBOLS)
+    # the floor is the config's: at 0.8 the same 1200 / 1440 day passes
+    user = write_user_config(tmp_path, "data:\n  health: {min_completeness: {1m: 0.8}}\n")
+    lenient = materialize_days(tmp_env, instance, ScriptedSource(eth_tail_missing_h=4), [DAYS[0]],
+                               user_config=str(user))[0]
+    assert checks_by_name(lenient)[C.OHLC_PARTITION_COMPLETENESS].passed
+
+
+def test_partition_completeness_of_a_backfill_range_names_each_day(tmp_env, instance):
+    # a multi-partition backfill run (1h: 31 days per run) checks each of its days against the 1h floor 0.99
+    asset = build_ohlc_asset(Timeframe.H1, 31)
+    tags = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[2]}
+    r = dg.materialize([asset], instance=instance, tags=tags, resources=resources_for(tmp_env,
+                       ScriptedSource(eth_tail_missing_h=1)), run_config=symbols_config("ohlc_1h", SYMBOLS))
+    assert r.success
+    ev = checks_by_name(r)[C.OHLC_PARTITION_COMPLETENESS]
+    assert not ev.passed and ev.metadata["checked"].value == 3 * len(SYMBOLS)
+    eth = ev.metadata["incomplete_by_symbol"].value
+    assert list(eth) == ["ETH"] and list(eth["ETH"]) == DAYS  # 23 / 24 = 0.958 < 0.99 on each day
+    assert all(v["completeness"] == 23 / 24 for v in eth["ETH"].values())
+    assert eth["ETH"][DAYS[2]]["longest_gap"] == "2026-04-03 23:00–2026-04-04 00:00 UTC"

@@ -9,7 +9,7 @@ from resources.notifier import Notifier
 from resources.warehouse import WarehouseResource
 
 from ..core.config import Timeframe
-from ..services.ingest import utc_now
+from ..services.ingest import ingest_symbols, utc_now
 from ..services.maintenance import apply_retention, heal_gaps, unhealed_alerts
 from .common import WAREHOUSE_POOL, markdown_table, ohlc_asset_name
 
@@ -21,7 +21,8 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(ohlc_asset_name(tf)) for tf in timeframes],
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
-        description="Gaps in the stored candles, re-fetched and upserted: healed, confirmed_empty or open.",
+        description="Gaps in the stored candles of the active symbols and of the inactive ones the engine still "
+                    "holds, re-fetched and upserted: healed, confirmed_empty or open.",
     )
     def data_gaps(
         project_config: ProjectConfigResource,
@@ -31,9 +32,10 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         cfg = project_config.load()
         now = utc_now()
+        wh = warehouse.get()
         gaps = heal_gaps(
             lambda s, t, a, b: market_data.fetch_bars(s, t, a, b, cfg),
-            warehouse.get(), cfg, timeframes, project_config.universe().active_symbols, now,
+            wh, cfg, timeframes, ingest_symbols(wh, project_config.universe()), now,
         )
         alerts = unhealed_alerts(gaps, cfg, now)
         if len(alerts):

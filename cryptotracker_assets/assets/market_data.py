@@ -10,9 +10,10 @@ from resources.notifier import Notifier
 from resources.warehouse import SLICE_SYMBOLS, WarehouseResource
 
 from .. import checks as C
+from ..core.completeness import partition_completeness
 from ..core.config import Timeframe
 from ..core.ohlc import aggregate_bars, completeness, last_closed_bar_open
-from ..services.ingest import build_slice, utc_now
+from ..services.ingest import SliceData, build_slice, closed_end, ingest_symbols, utc_now
 from ..partitions import daily_partitions
 from ..schemas import ohlc_dagster_type
 from .common import OWNERS, WAREHOUSE_POOL, markdown_table, ohlc_asset_name
@@ -24,7 +25,7 @@ STANDARD_TIMEFRAMES = (Timeframe.M1, Timeframe.M15, Timeframe.H1, Timeframe.D1)
 class OhlcIngestConfig(dg.Config):
     """Run config of an OHLC materialization."""
 
-    symbols: list[str] | None = None  # subset of the universe; default: every active symbol
+    symbols: list[str] | None = None  # subset of the universe; default: active + inactive with a position or order
     incremental: bool = False  # re-fetch only from the newest stored bar minus the overlap (schedules)
     as_of: str | None = None  # ISO-8601 UTC "now" for the closed-bar cutoff (replays, tests); default: wall clock
 
@@ -45,6 +46,9 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
             dg.AssetCheckSpec(C.OHLC_INTEGRITY, asset=key, description="Input rows that broke an OHLC invariant."),
             dg.AssetCheckSpec(C.OHLC_SUSPECT_MOVES, asset=key, description="Moves beyond data.health.extreme_move."),
             dg.AssetCheckSpec(C.OHLC_GAPS, asset=key, description="Missing bars inside the partition."),
+            dg.AssetCheckSpec(C.OHLC_PARTITION_COMPLETENESS, asset=key, partitions_def=daily_partitions,
+                              description="Stored / expected bars of each day partition below "
+                                          "data.health.min_completeness."),
         ],
         pool=WAREHOUSE_POOL,
         kinds={"duckdb", "pandas"},
@@ -62,12 +66,12 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
     ):
         cfg = project_config.load()
         universe = project_config.universe()
-        symbols = universe.check(config.symbols) if config.symbols else universe.active_symbols
+        wh = warehouse.get()
+        symbols = universe.check(config.symbols) if config.symbols else ingest_symbols(wh, universe)
         tw = context.partition_time_window
         start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
         now = utc_now()
         as_of = pd.Timestamp(config.as_of).tz_convert("UTC") if config.as_of else now
-        wh = warehouse.get()
         data = build_slice(
             lambda s, t, a, b: market_data.fetch_bars(s, t, a, b, cfg),
             wh, cfg, tf, start, end, symbols,
@@ -138,8 +142,47 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
                 "gaps_table": dg.MetadataValue.md(markdown_table(gaps)),
             },
         )
+        yield partition_completeness_result(data, as_of, cfg.data.health.min_completeness.of(tf))
 
     return _ohlc
+
+
+def partition_completeness_result(data: SliceData, as_of: pd.Timestamp, min_completeness: float
+                                  ) -> dg.AssetCheckResult:
+    """SPEC §13.2 for every day partition of the slice (a backfill range too): stored / expected bars per symbol,
+    counting only bars closed at ``as_of``; names each incomplete symbol, day, missing share and longest gap."""
+    tf = data.timeframe
+    comp = partition_completeness(data.bars, tf, data.start, closed_end(data.end, as_of, tf), data.symbols,
+                                  min_completeness)
+    low = comp[comp["incomplete"]]
+    gap = [f"{a:%Y-%m-%d %H:%M}–{b:%Y-%m-%d %H:%M} UTC" if r else "none"
+           for a, b, r in zip(low["longest_missing_start"], low["longest_missing_end"], low["missing_runs"])]
+    lines = [f"{r.symbol} {r.partition}: {r.stored}/{r.expected} {tf.value} bars ({r.completeness * 100:.2f} %), "
+             f"missing {r.missing_share * 100:.2f} %, longest gap {g} ({r.missing_runs} gap(s))"
+             for r, g in zip(low.itertuples(index=False), gap)]
+    floor = f"data.health.min_completeness.{tf.value} = {min_completeness * 100:.2f} %"
+    table = low.drop(columns=["incomplete", "longest_missing_start", "longest_missing_end"]).assign(
+        longest_gap=gap).round({"completeness": 4, "missing_share": 4})
+    by_symbol: dict[str, dict] = {}
+    for r, g in zip(low.itertuples(index=False), gap):
+        by_symbol.setdefault(r.symbol, {})[r.partition] = {
+            "completeness": float(r.completeness), "missing_share": float(r.missing_share), "longest_gap": g,
+            "missing_runs": int(r.missing_runs)}
+    return dg.AssetCheckResult(
+        check_name=C.OHLC_PARTITION_COMPLETENESS,
+        passed=low.empty,
+        severity=C.SEVERITY[C.OHLC_PARTITION_COMPLETENESS],
+        description=(f"{data.partition}: every symbol at or above {floor}" if low.empty else
+                     f"{len(low)} symbol-day(s) below {floor}: " + "; ".join(lines)),
+        metadata={
+            "partition": data.partition,
+            "min_completeness": float(min_completeness),
+            "incomplete": len(low),
+            "checked": len(comp),
+            "incomplete_by_symbol": dg.MetadataValue.json(by_symbol),
+            "incomplete_table": dg.MetadataValue.md(markdown_table(table)),
+        },
+    )
 
 
 def build_partition_freshness_checks(assets: list[dg.AssetsDefinition], timeframes: list[Timeframe], cfg

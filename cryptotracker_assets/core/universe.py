@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -64,6 +65,16 @@ class Universe:
     @property
     def active_symbols(self) -> list[str]:
         return [s for s in self.tiers if s not in self.inactive]
+
+    def ingest_symbols(self, held: Iterable[str] = ()) -> list[str]:
+        """The symbols to ingest and heal, in universe order (SPEC §1): every active symbol, plus each inactive one
+        in ``held`` (symbols with an open position or a pending order), so that position is still exited as its bars
+        arrive. A held symbol outside the universe raises :class:`UnknownSymbolError`."""
+        held = set(held)
+        for s in sorted(held - set(self.tiers)):
+            raise UnknownSymbolError(f"{s!r} holds an open position or pending order but is not in the universe: "
+                                     f"keep it in its tier list (and in universe.inactive) until it is flat")
+        return [s for s in self.tiers if s not in self.inactive or s in held]
 
     def is_active(self, symbol: str) -> bool:
         self.tier(symbol)

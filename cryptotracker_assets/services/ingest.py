@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..core.config import Config, Timeframe
+from ..core.engine import EngineState
 from ..core.ohlc import STORED_COLUMNS, detect_gaps, empty_bars, empty_rejects, flag_suspect, validate_ohlc
+from ..core.universe import Universe
 from ..storage.warehouse import Warehouse
 
 Fetch = Callable[[str, Timeframe, pd.Timestamp, pd.Timestamp], pd.DataFrame]
@@ -43,6 +45,22 @@ class SliceData:
 
 def utc_now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").as_unit("ns")
+
+
+def held_symbols(warehouse: Warehouse) -> set[str]:
+    """Symbols with an open position or a pending entry order in the engine's latest committed state (none before
+    the first tick)."""
+    row = warehouse.engine_state()
+    if row is None:
+        return set()
+    state = EngineState.from_json(row["state_json"])
+    return {p.meta.symbol for p in state.positions} | {o.symbol for o in state.pending_orders}
+
+
+def ingest_symbols(warehouse: Warehouse, universe: Universe) -> list[str]:
+    """What ingest and gap healing fetch (SPEC §1, issue 10 item 2): the active symbols, and each inactive one
+    while the engine holds a position or an order on it."""
+    return universe.ingest_symbols(held_symbols(warehouse))
 
 
 def partition_label(start: pd.Timestamp, end: pd.Timestamp) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..core.config import Config, Timeframe
+from ..core.config import BASE_ONLY_TIMEFRAME, Config, Timeframe
 from ..core.ohlc import detect_gaps, flag_suspect, validate_ohlc
 from .ingest import Fetch
 from ..storage.warehouse import Warehouse, ohlc_table
@@ -97,6 +97,8 @@ def apply_retention(warehouse: Warehouse, cfg: Config, now: pd.Timestamp) -> dic
     ``data.retention_d.decisions``. Returns rows deleted per table."""
     deleted: dict[str, int] = {}
     for tf in Timeframe:
+        if tf is BASE_ONLY_TIMEFRAME and cfg.engine.base_timeframe is not tf:
+            continue  # 5m exists (and has its retention key) only as the base timeframe
         days = cfg.data.retention_d.of(tf)
         if days is None:
             continue

@@ -16,9 +16,10 @@ from cryptotracker_assets.core.config import (
     build_config,
     load_config,
     merge,
+    raw_dict,
     trail_lock_report,
 )
-from cryptotracker_tests.conftest import PROJECT_ROOT, write_user_config
+from cryptotracker_tests.conftest import PROJECT_ROOT, five_minute_base, write_user_config
 
 
 def raw_defaults() -> dict:
@@ -116,8 +117,7 @@ def test_validation_rules_name_the_key(mutate, key):
 
 
 def test_base_timeframe_5m_needs_whole_bar_windows():
-    d = raw_defaults()
-    d["engine"]["base_timeframe"] = "5m"
+    d = merge(raw_defaults(), five_minute_base())
     with pytest.raises(ConfigError, match=r"`strategies\.swing\.lookback_min`: span 9 min is not a whole number of 5m"):
         build_config(d)
     d["strategies"]["swing"]["lookback_min"] = 10
@@ -141,3 +141,131 @@ def test_a_wider_trail_activation_leaves_the_report():
     rows = trail_lock_report(build_config(d))
     assert not any(r["strategy"] == "SWING" and r["tier"] == "large_cap" for r in rows)
     assert len(rows) == 11
+
+
+# --- issue 10, item 7: multipliers and divisors must be > 0 -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, key, bound",
+    [
+        ("protection: {regime: {size_multiplier: {caution: 0.0}}}", "protection.regime.size_multiplier.caution", ">"),
+        ("protection: {regime: {size_multiplier: {euphoria: 0.0}}}", "protection.regime.size_multiplier.euphoria",
+         ">"),
+        ("protection: {regime: {size_multiplier: {euphoria: -0.7}}}", "protection.regime.size_multiplier.euphoria",
+         ">"),
+        ("protection: {regime: {size_multiplier: {normal: 0.0}}}", "protection.regime.size_multiplier.normal", ">"),
+        ("protection: {regime: {size_multiplier: {panic: -0.5}}}", "protection.regime.size_multiplier.panic", ">="),
+        ("protection: {stop_widening: {regime_multiplier: {caution: 0.0}}}",
+         "protection.stop_widening.regime_multiplier.caution", ">"),
+        ("protection: {stop_widening: {vol_factor: -3.0}}", "protection.stop_widening.vol_factor", ">="),
+        ("exits: {tp_multiplier: {swing: 0.0}}", "exits.tp_multiplier.swing", ">"),
+        ("portfolio: {position_size_usd: 0.0}", "portfolio.position_size_usd", ">"),
+        ("portfolio: {initial_balance_usd: 0.0}", "portfolio.initial_balance_usd", ">"),
+        ("strategies: {swing: {breakout_threshold: 0.0}}", "strategies.swing.breakout_threshold", ">"),
+        ("strategies: {swing: {min_volume_surge: 0.0}}", "strategies.swing.min_volume_surge", ">"),
+        ("strategies: {dca: {grid: {levels: {memecoin: 0}}}}", "strategies.dca.grid.levels.memecoin", ">"),
+        ("prioritisation: {min_symbols: 0}", "prioritisation.min_symbols", ">"),
+        ("features: {ml: {bb_std: 0.0}}", "features.ml.bb_std", ">"),
+        ("shadow: {variations: {bear_market: {size_multiplier: 0.0}}}",
+         "shadow.variations.bear_market.size_multiplier", ">"),
+        ("shadow: {variations: {bull_market: {size_multiplier: -0.5}}}",
+         "shadow.variations.bull_market.size_multiplier", ">"),
+        ("shadow: {variations: {quick_exits: {trail_activation_multiplier: 0.0}}}",
+         "shadow.variations.quick_exits.trail_activation_multiplier", ">"),
+        ("shadow: {variations: {volatility_sized: {high_multiplier: 0.0}}}",
+         "shadow.variations.volatility_sized.high_multiplier", ">"),
+        ("threshold_manager: {tier_multiplier: {low: 0.0}}", "threshold_manager.tier_multiplier.low", ">"),
+    ],
+)
+def test_a_zero_or_negative_multiplier_or_divisor_fails_the_load_naming_the_key(tmp_path, text, key, bound):
+    p = write_user_config(tmp_path, text + "\n")
+    with pytest.raises(ConfigError, match="`" + key.replace(".", r"\.") + f"`: must be {bound} 0"):
+        load_config(p)
+
+
+def test_size_multipliers_just_above_zero_load_and_panic_may_be_zero(tmp_path):
+    from cryptotracker_assets.core.regime import Regime, size_multiplier
+
+    p = write_user_config(tmp_path, "protection: {regime: {size_multiplier: "
+                                    "{panic: 0.0, caution: 0.001, euphoria: 0.25, normal: 1.0}}}\n")
+    cfg = load_config(p)
+    assert size_multiplier(Regime.CAUTION, cfg) == 0.001
+    assert size_multiplier(Regime.EUPHORIA, cfg) == 0.25
+    assert size_multiplier(Regime.PANIC, cfg) == 0.0  # PANIC enters nothing (SPEC §8.1)
+
+
+def test_size_mult_range_needs_a_positive_low(tmp_path):
+    p = write_user_config(tmp_path, "ml: {targets: {size_mult_range: [0.0, 1.5]}}\n")
+    with pytest.raises(ConfigError, match=r"`ml\.targets\.size_mult_range`: must be \[low, high\] with 0 < low"):
+        load_config(p)
+
+
+# --- issue 10, item 7: a 5m base timeframe has its own per-timeframe keys (no fallback to 1m) -----------------------
+
+FIVE_MINUTE_WINDOWS = """engine: {base_timeframe: 5m}
+strategies: {swing: {lookback_min: 10}}
+scan: {windows_min: {rsi: 15}}
+"""
+# Every per-timeframe map of the config (SPEC §14), each with a 5m value unlike its 1m one.
+FIVE_MINUTE_KEYS = """data:
+  ingest: {5m: {cron_utc: "2-59/5 * * * *", overlap_min: 20, max_catchup_d: 3}}
+  backfill_d: {5m: 60}
+  retention_d: {5m: null}
+  health:
+    freshness_min: {5m: 25}
+    min_completeness: {5m: 0.9}
+    completeness_window_h: {5m: 48}
+    gaps: {interval_multiple: {5m: 3}, lookback_d: {5m: 14}, alert_min: {5m: 30}}
+"""
+FIVE_MINUTE_MAPS = ["data.ingest", "data.backfill_d", "data.retention_d", "data.health.freshness_min",
+                    "data.health.min_completeness", "data.health.completeness_window_h",
+                    "data.health.gaps.interval_multiple", "data.health.gaps.lookback_d", "data.health.gaps.alert_min"]
+
+
+def test_a_5m_base_without_its_own_keys_fails_naming_each_missing_key(tmp_path):
+    p = write_user_config(tmp_path, FIVE_MINUTE_WINDOWS)
+    with pytest.raises(ConfigError) as info:
+        load_config(p)
+    msg = str(info.value)
+    for key in FIVE_MINUTE_MAPS:
+        assert f"`{key}.5m`: missing key" in msg, key
+    # One key left out: the load names exactly that one.
+    partial = FIVE_MINUTE_KEYS.replace(", alert_min: {5m: 30}", "")
+    with pytest.raises(ConfigError) as info:
+        load_config(write_user_config(tmp_path, FIVE_MINUTE_WINDOWS + partial))
+    assert "`data.health.gaps.alert_min.5m`: missing key" in str(info.value)
+    assert str(info.value).count("missing key") == 1
+
+
+def test_a_5m_base_reads_its_own_keys_not_the_1m_ones(tmp_path):
+    cfg = load_config(write_user_config(tmp_path, FIVE_MINUTE_WINDOWS + FIVE_MINUTE_KEYS))
+    d = cfg.data
+    assert cfg.engine.base_timeframe is Timeframe.M5
+    assert (d.ingest.of("5m").cron_utc, d.ingest.of("5m").overlap_min, d.ingest.of("5m").max_catchup_d) == (
+        "2-59/5 * * * *", 20, 3)
+    assert d.backfill_d.of("5m") == 60
+    assert d.retention_d.of("5m") is None  # null = keep forever, given explicitly
+    assert d.health.freshness_min.of("5m") == 25
+    assert d.health.min_completeness.of("5m") == 0.9
+    assert d.health.completeness_window_h.of("5m") == 48
+    assert (d.health.gaps.interval_multiple.of("5m"), d.health.gaps.lookback_d.of("5m"),
+            d.health.gaps.alert_min.of("5m")) == (3, 14, 30)
+    # the 1m settings are untouched (SPEC §14)
+    assert (d.ingest.of("1m").overlap_min, d.retention_d.of("1m"), d.health.freshness_min.of("1m")) == (10, 30, 15)
+    # the 5m keys survive the round trip through the effective values
+    assert build_config(raw_dict(cfg)).data.ingest.of("5m").overlap_min == 20
+
+
+def test_5m_keys_are_refused_with_a_1m_base_and_never_fall_back(tmp_path, cfg):
+    with pytest.raises(ConfigError, match=r"`data\.backfill_d\.5m`: only read when engine\.base_timeframe is 5m"):
+        load_config(write_user_config(tmp_path, "data: {backfill_d: {5m: 60}}\n"))
+    with pytest.raises(ConfigError, match="no fallback"):
+        cfg.data.ingest.of(Timeframe.M5)
+    with pytest.raises(ConfigError, match="no fallback"):
+        cfg.data.health.freshness_min.of("5m")
+    # 5m is a key of the per-timeframe maps only
+    with pytest.raises(ConfigError, match=r"unknown config key `strategies\.5m`"):
+        load_config(write_user_config(tmp_path, "strategies: {5m: 1}\n"))
+    # the defaults have no 5m key and their dump (and fingerprint) is the file as written
+    assert raw_dict(cfg) == raw_defaults()

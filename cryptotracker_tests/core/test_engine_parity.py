@@ -37,6 +37,7 @@ from cryptotracker_assets.core.setup_schemas import ScanHistorySchema
 from cryptotracker_assets.core.setups import ModelConfidence
 from cryptotracker_assets.core.synthetic import generate_range
 from cryptotracker_assets.core.universe import Universe
+from cryptotracker_tests.conftest import five_minute_base
 
 DAY = pd.Timedelta(days=1)
 SYN_START = pd.Timestamp("2024-03-01", tz="UTC")
@@ -296,7 +297,7 @@ def real_config(pairs: list[str]):
     user = {
         "universe": {"market_symbol": "ETH-BTC", "inactive": [], "large_cap": pairs[:3], "mid_cap": pairs[3:7],
                      "small_cap": pairs[7:], "memecoin": []},
-        "engine": {"base_timeframe": "5m"},
+        **five_minute_base(),
         "strategies": {"swing": {"lookback_min": 10}},
         "scan": {"windows_min": {"rsi": 15, "btc_corr": 300}},
         "prioritisation": {"symbols": pairs},

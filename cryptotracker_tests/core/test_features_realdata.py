@@ -20,6 +20,7 @@ from cryptotracker_assets.core import feature_schemas as fs
 from cryptotracker_assets.core import features as F
 from cryptotracker_assets.core import regime as R
 from cryptotracker_assets.core.config import DEFAULT_CONFIG_PATH, build_config, merge
+from cryptotracker_tests.conftest import five_minute_base
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 PAIRS_DIR = DATA / "binance_altbtc_2018-01_5m"
@@ -54,7 +55,7 @@ def cfg(bars):
                      "mid_cap": [p for p in pairs if p in ("DASH-BTC", "ETC-BTC", "ZEC-BTC", "XLM-BTC", "ADA-BTC")],
                      "small_cap": [p for p in pairs if p == "TRX-BTC"],
                      "memecoin": [p for p in pairs if p == "NXT-BTC"]},
-        "engine": {"base_timeframe": "5m"},
+        **five_minute_base(),
         "strategies": {"swing": {"lookback_min": 10}},
         "scan": {"windows_min": {"rsi": 15, "btc_corr": 300}},
         "prioritisation": {"symbols": pairs},

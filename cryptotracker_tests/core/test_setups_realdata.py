@@ -18,7 +18,7 @@ from cryptotracker_assets.core import setup_schemas as SS
 from cryptotracker_assets.core import setups as S
 from cryptotracker_assets.core.config import DEFAULT_CONFIG_PATH, build_config, merge
 from cryptotracker_assets.core.ohlc import flag_suspect
-from cryptotracker_tests.conftest import SHARED_DATA, require_path
+from cryptotracker_tests.conftest import SHARED_DATA, five_minute_base, require_path
 
 PAIRS_DIR = SHARED_DATA / "binance_altbtc_2018-01_5m"
 MARKET = "ETH-BTC"
@@ -43,7 +43,7 @@ def user_config(bars: pd.DataFrame, **strategies) -> dict:
                      "mid_cap": [p for p in pairs if p in ("DASH-BTC", "ETC-BTC", "ZEC-BTC", "XLM-BTC", "ADA-BTC")],
                      "small_cap": [p for p in pairs if p == "TRX-BTC"],
                      "memecoin": [p for p in pairs if p == "NXT-BTC"]},
-        "engine": {"base_timeframe": "5m"},
+        **five_minute_base(),
         "strategies": {"swing": {"lookback_min": 10}, **strategies},
         "scan": {"windows_min": {"rsi": 15, "btc_corr": 300}},
         "prioritisation": {"symbols": pairs},

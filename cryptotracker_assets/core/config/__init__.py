@@ -8,7 +8,8 @@ Unknown, missing or mistyped keys and failed validations raise :class:`ConfigErr
 The package follows the config's structure: ``enums`` (timeframe, tier, strategy, :class:`ConfigError`),
 ``blocks`` (base model, tier/strategy/timeframe maps, scalar aliases), ``schema_trading`` / ``schema_ml`` /
 ``schema_data`` (the sections), ``model`` (the top-level :class:`Config`), ``load`` (file, merge, SPEC §0.5
-rules) and ``reports`` (reported, never rejected). Everything public is re-exported here.
+rules), ``rules`` (signs of multipliers and divisors, the base timeframe's keys) and ``reports`` (reported, never
+rejected). Everything public is re-exported here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .enums import (
     Timeframe,
 )
 from .blocks import (
+    BASE_ONLY_TIMEFRAME,
     HHMM_PATTERN,
     T,
     ConfigModel,
@@ -29,6 +31,7 @@ from .blocks import (
     Num,
     StrategyMap,
     TierMap,
+    TimeframeKeyed,
     TimeframeMap,
     validate_cron,
 )
@@ -129,6 +132,12 @@ from .load import (
     raw_dict,
     validate_rules,
 )
+from .rules import (
+    SIGN_RULES,
+    sign_errors,
+    timeframe_key_errors,
+    timeframe_maps,
+)
 from .reports import (
     format_trail_lock_report,
     trail_lock_report,
@@ -148,7 +157,9 @@ __all__ = [
     "Int",
     "TierMap",
     "StrategyMap",
+    "TimeframeKeyed",
     "TimeframeMap",
+    "BASE_ONLY_TIMEFRAME",
     "HHMM_PATTERN",
     "validate_cron",
     "UniverseConfig",
@@ -238,6 +249,10 @@ __all__ = [
     "load_config",
     "raw_dict",
     "validate_rules",
+    "SIGN_RULES",
+    "sign_errors",
+    "timeframe_key_errors",
+    "timeframe_maps",
     "trail_lock_report",
     "format_trail_lock_report",
 ]

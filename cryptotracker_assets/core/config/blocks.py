@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, StrictFloat, StrictInt,
+                      model_serializer)
 
-from .enums import Strategy, Tier, Timeframe
+from .enums import ConfigError, Strategy, Tier, Timeframe
 
 # ---------------------------------------------------------------------------------------------------------------
 # Schema building blocks
@@ -44,18 +45,46 @@ class StrategyMap(ConfigModel, Generic[T]):
         return getattr(self, key)
 
 
-class TimeframeMap(ConfigModel, Generic[T]):
+# 5m exists only as a base timeframe for imported data (SPEC §0.4): the per-timeframe maps take a `5m` key, which the
+# defaults leave out and a config with a 5m base must give (SPEC §0.5: no fallback to the 1m settings).
+BASE_ONLY_TIMEFRAME = Timeframe.M5
+_TIMEFRAME_FIELDS = {"1m": "m1", "5m": "m5", "15m": "m15", "1h": "h1", "1d": "d1"}
+
+
+class TimeframeKeyed(ConfigModel):
+    """A map keyed by timeframe (``1m``, ``15m``, ``1h``, ``1d``, and ``5m`` only where it was given).
+
+    Subclasses declare ``m5`` with ``default=None`` (not validated), so an absent ``5m`` key is told apart from a
+    given one by ``model_fields_set``; an absent one is left out of dumps (the fingerprint of a config without it is
+    unchanged) and reading it raises :class:`ConfigError`.
+    """
+
+    @property
+    def has_base_only_key(self) -> bool:
+        """True when the ``5m`` key was given."""
+        return "m5" in self.model_fields_set
+
+    def of(self, timeframe: Timeframe | str) -> Any:
+        tf = Timeframe(timeframe)
+        if tf is BASE_ONLY_TIMEFRAME and not self.has_base_only_key:
+            raise ConfigError(f"no `{tf.value}` key in this per-timeframe map (there is no fallback to 1m)")
+        return getattr(self, _TIMEFRAME_FIELDS[tf.value])
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent_5m(self, handler: SerializerFunctionWrapHandler) -> Any:
+        out = handler(self)
+        if isinstance(out, dict) and not self.has_base_only_key:
+            out.pop(BASE_ONLY_TIMEFRAME.value, None)
+            out.pop("m5", None)
+        return out
+
+
+class TimeframeMap(TimeframeKeyed, Generic[T]):
     m1: T = Field(alias="1m")
+    m5: T = Field(default=None, alias="5m")  # type: ignore[assignment]  # absent unless given (see TimeframeKeyed)
     m15: T = Field(alias="15m")
     h1: T = Field(alias="1h")
     d1: T = Field(alias="1d")
-
-    def of(self, timeframe: Timeframe | str) -> T:
-        tf = Timeframe(timeframe)
-        if tf is Timeframe.M5:
-            # 5m exists only as a base timeframe for imported data: it uses the base (1m) settings.
-            tf = Timeframe.M1
-        return getattr(self, {"1m": "m1", "15m": "m15", "1h": "h1", "1d": "d1"}[tf.value])
 
 
 # A time of day as HH:MM on the 24-hour clock.

@@ -15,8 +15,10 @@ import yaml
 from pydantic import ValidationError
 
 from ..common import MINUTES_PER_DAY
+from .blocks import BASE_ONLY_TIMEFRAME
 from .enums import ConfigError, Strategy, Tier, Timeframe
 from .model import Config
+from .rules import sign_errors, timeframe_key_errors
 
 # The default config file, cryptotracker_assets/config.yaml (this module lives in cryptotracker_assets/core/config/).
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -47,11 +49,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any], _path: str = "") -> dict[str, Any]:
-    """Deep-merge ``override`` over ``base``. Keys absent from ``base`` are errors (unknown key)."""
+    """Deep-merge ``override`` over ``base``. Keys absent from ``base`` are errors (unknown key), except the ``5m``
+    key of a per-timeframe map (one with a ``1m`` key), which the defaults leave out (SPEC §0.4)."""
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
         dotted = f"{_path}.{key}" if _path else str(key)
         if key not in base:
+            if key == BASE_ONLY_TIMEFRAME.value and Timeframe.M1.value in base:
+                out[key] = copy.deepcopy(value)
+                continue
             raise ConfigError(f"unknown config key `{dotted}`")
         if isinstance(base[key], Mapping) and isinstance(value, Mapping):
             out[key] = merge(base[key], value, dotted)
@@ -219,12 +225,15 @@ def validate_rules(cfg: Config) -> list[str]:
 
     if len(cfg.ml.split) != 3 or abs(sum(cfg.ml.split) - 1.0) > 1e-9:
         errors.append("`ml.split`: must be three fractions summing to 1")
-    if len(cfg.ml.targets.size_mult_range) != 2:
-        errors.append("`ml.targets.size_mult_range`: must be [low, high]")
+    smr = cfg.ml.targets.size_mult_range
+    if len(smr) != 2 or not 0 < smr[0] <= smr[1]:
+        errors.append("`ml.targets.size_mult_range`: must be [low, high] with 0 < low <= high")
     if cfg.data.health.every_min <= 0 or 60 % cfg.data.health.every_min:
         errors.append("`data.health.every_min`: must divide 60 (it becomes the cron */every_min)")
     if len(cfg.data.ingest.retry_delays_s) < cfg.data.ingest.retries:
         errors.append("`data.ingest.retry_delays_s`: needs one delay per retry")
+    errors.extend(sign_errors(cfg))
+    errors.extend(timeframe_key_errors(cfg))
     return errors
 
 

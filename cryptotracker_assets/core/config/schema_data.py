@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, field_validator
 
-from .blocks import HHMM_PATTERN, ConfigModel, Fraction, Int, Num, TimeframeMap, validate_cron
-from .enums import Timeframe
+from .blocks import HHMM_PATTERN, ConfigModel, Fraction, Int, Num, TimeframeKeyed, TimeframeMap, validate_cron
 
 
 class Channels(ConfigModel):
@@ -79,28 +78,28 @@ class IngestTf(ConfigModel):
         return validate_cron(v)
 
 
-class IngestConfig(ConfigModel):
+class IngestConfig(TimeframeKeyed):
+    """``of(tf)`` gives the ingest settings of a timeframe (``5m`` only when given, see :class:`TimeframeKeyed`)."""
+
     retries: Int = Field(ge=0)
     retry_delays_s: list[Num]
     min_call_interval_s: Num = Field(ge=0)
     m1: IngestTf = Field(alias="1m")
+    m5: IngestTf = Field(default=None, alias="5m")  # type: ignore[assignment]
     m15: IngestTf = Field(alias="15m")
     h1: IngestTf = Field(alias="1h")
     d1: IngestTf = Field(alias="1d")
 
-    def of(self, timeframe: Timeframe | str) -> IngestTf:
-        return TimeframeMap.of(self, timeframe)  # type: ignore[arg-type]
 
+class RetentionConfig(TimeframeKeyed):
+    """``of(tf)`` gives the retention in days of a timeframe, None = forever (``5m`` only when given)."""
 
-class RetentionConfig(ConfigModel):
     m1: Int | None = Field(alias="1m")
+    m5: Int | None = Field(default=None, alias="5m")
     m15: Int | None = Field(alias="15m")
     h1: Int | None = Field(alias="1h")
     d1: Int | None = Field(alias="1d")
     decisions: Int | None
-
-    def of(self, timeframe: Timeframe | str) -> int | None:
-        return TimeframeMap.of(self, timeframe)  # type: ignore[arg-type]
 
 
 class GapsConfig(ConfigModel):
