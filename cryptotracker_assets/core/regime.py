@@ -397,6 +397,20 @@ class _StructureParams:
         return max(self.slow - 1, self.fast - 1, self.window)
 
 
+def _has_history(present: np.ndarray, t0: int, step: int, points: np.ndarray, slow: int, search_ns: int) -> np.ndarray:
+    """SPEC §9.1 "≥ ``sma_slow_min`` of history" (symbols × points): the symbol has a bar opening in
+    [T − ``search_ns``, c.close − sma_slow_min], c = its last bar closed by T — from its first bar there to the close
+    of c spans at least ``slow`` bars. Bounding the search by T keeps a day's rows a function of that day's input."""
+    n_sym, n_slots = present.shape
+    csum = np.concatenate([np.zeros((n_sym, 1), dtype="int64"), np.cumsum(present, axis=1)], axis=1)
+    c_close = floor_ns(points, step)  # c covers [c.close − step, c.close)
+    hi = (c_close - t0) // step - slow  # the newest slot a first bar may take: c.close − slow bars
+    lo = -((t0 - (points - search_ns)) // step)  # ceil: the oldest slot opening at or after T − search_ns
+    hi_c = np.clip(hi + 1, 0, n_slots)
+    lo_c = np.minimum(np.clip(lo, 0, n_slots), hi_c)
+    return (csum[:, hi_c] - csum[:, lo_c]) > 0
+
+
 def symbol_structure(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns: int, base: Timeframe,
                      lo_ns: int) -> dict[str, np.ndarray]:
     """Per prioritisation symbol and cycle point: analysed, drop, range, trend (+1 up, −1 down, 0 ranging) and
@@ -451,7 +465,8 @@ def symbol_structure(bars: pd.DataFrame, cfg: Config, points: np.ndarray, end_ns
     j = (floor_ns(points, step) - step - t0) // step
     ok = (j >= 0) & (j < g.n_slots)
     jj = np.clip(j, 0, g.n_slots - 1)
-    a = analysed[:, jj] & ok[None, :]
+    history = _has_history(present, t0, step, points, sp.slow, int(regime_warmup(cfg, base).value))
+    a = analysed[:, jj] & ok[None, :] & history
     out["analysed"] = a
     out["drop"] = np.where(a, drop[:, jj], np.nan)
     out["range"] = np.where(a, rng[:, jj], np.nan)
@@ -464,8 +479,9 @@ def compute_market_structure(bars: pd.DataFrame, cfg: Config, *, start: Any, end
                              bar_timeframe: Timeframe | str | None = None) -> pd.DataFrame:
     """§9.1 at every cycle point T in [start, end): ``timestamp`` and :data:`STRUCTURE_COLUMNS` (counts over the
     analysed ``prioritisation.symbols``, average drop and range as fractions, ``best_strategy``, ``best_reason``).
-    A symbol is analysed when its last bar closed by T exists and every window (incl. ``sma_slow_min`` of
-    history) is valid under ``engine.min_window_coverage``."""
+    A symbol is analysed when its last bar closed by T exists, it has ``sma_slow_min`` of history (a bar of it opens
+    at least that long before the close of that last bar, searched back to T − :func:`regime_warmup`) and every
+    window is valid under ``engine.min_window_coverage``."""
     base = Timeframe(bar_timeframe) if bar_timeframe is not None else cfg.engine.base_timeframe
     check_columns(bars)
     start_ns, end_ns = to_ns(start, "start"), to_ns(end, "end")
@@ -519,7 +535,8 @@ def regime_warmup(cfg: Config, bar_timeframe: Timeframe | str | None = None) -> 
         spans.append(h + gap + b if kind == "ret" else h)
     sp = _StructureParams.from_config(cfg)
     tf = sp.tf.minutes * NS_PER_MIN
-    spans.append(tf + sp.lookback * tf)
+    # the windows' lookback, and the history search: T − c.close < tf, plus sma_slow_min before c.close
+    spans.append(tf + max(sp.lookback, sp.slow) * tf)
     return pd.Timedelta(max(spans), unit="ns")
 
 

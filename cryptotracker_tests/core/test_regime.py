@@ -341,6 +341,10 @@ def test_market_structure_equals_a_loop_over_15m_bars(market, cfg):
             if sym not in agg or last_open not in agg[sym].index:
                 continue
             g = agg[sym]
+            # sma_slow_min of history: a bar opening in [T − warm-up, close of the last bar − sma_slow_min]
+            reach = last_open + pd.Timedelta(minutes=15 - pr.sma_slow_min)
+            if not ((g.index >= t - R.regime_warmup(cfg)) & (g.index <= reach)).any():
+                continue
 
             def win(n, end=last_open):
                 return g[(g.index > end - n * pd.Timedelta(minutes=15)) & (g.index <= end)]
@@ -368,3 +372,30 @@ def test_market_structure_equals_a_loop_over_15m_bars(market, cfg):
     assert set(ms["best_strategy"]) <= {b.value for b in R.BestStrategy}
     crash = ms.loc[D0 + 3 * DAY + 660 * MIN: D0 + 3 * DAY + 700 * MIN]
     assert (crash["best_strategy"] == "DCA").all()  # the crash is a dip for every analysed symbol
+
+
+def _flat_1m(symbol: str, start: pd.Timestamp, minutes: int) -> pd.DataFrame:
+    c = np.full(minutes, 100.0)
+    return pd.DataFrame({"symbol": symbol, "timestamp": pd.date_range(start, periods=minutes, freq="1min", tz="UTC"),
+                         "open": c, "high": c + 0.5, "low": c - 0.5, "close": c, "volume": 1.0})
+
+
+def test_a_symbol_is_analysed_from_750_minutes_of_history_not_from_window_coverage(cfg):
+    # SPEC §9.1: analysed with >= sma_slow_min (750 min) of history. BTC's 1m bars start at D0 00:00, so the 15m bar
+    # closed by T = 12:25 (12:00-12:15) ends 735 min after the first bar: 49 of the 50 bars of SMA(750) are there,
+    # coverage 0.98 >= 0.8, yet not 750 min of history. From T = 12:30 (bar 12:15-12:30) it is exactly 750 min.
+    assert cfg.prioritisation.sma_slow_min == 750 and cfg.prioritisation.timeframe.value == "15m"
+    bars = _flat_1m("BTC", D0, 14 * 60)
+    ms = R.compute_market_structure(bars, cfg, start=D0 + 700 * MIN, end=D0 + 780 * MIN).set_index("timestamp")
+    analysed = ms["ms_analysed"]
+    assert (analysed.loc[: D0 + 745 * MIN] == 0).all()  # up to 12:25: 735 min of history, just below
+    assert (analysed.loc[D0 + 750 * MIN:] == 1).all()  # from 12:30: 750 min, just at the threshold
+    # History is minutes since the first bar, not a bar count: 9 missing 15m bars (01:00-03:15) leave 41 of 50
+    # bars in the SMA(750) window (coverage 0.82) and the symbol is still analysed at 750 min.
+    holed = bars[(bars.timestamp < D0 + 60 * MIN) | (bars.timestamp >= D0 + 195 * MIN)]
+    ms2 = R.compute_market_structure(holed, cfg, start=D0 + 745 * MIN, end=D0 + 755 * MIN).set_index("timestamp")
+    assert list(ms2["ms_analysed"]) == [0, 1]
+    # The same at the threshold when the first bar is later: a symbol starting at 02:00 reaches 750 min at 14:30.
+    late = _flat_1m("ETH", D0 + 120 * MIN, 14 * 60)
+    ms3 = R.compute_market_structure(late, cfg, start=D0 + 865 * MIN, end=D0 + 875 * MIN).set_index("timestamp")
+    assert list(ms3["ms_analysed"]) == [0, 1]
