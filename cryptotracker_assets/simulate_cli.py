@@ -5,8 +5,9 @@
 BARS is Parquet or CSV (``symbol, timestamp, open, high, low, close, volume``; timestamp = bar open, UTC); ENTRIES.csv
 has ``entry_id, symbol, entry_time, size_usd, take_profit, stop_loss, trailing, trail_activation, max_hold_minutes,
 fee, slippage`` (rates are fractions, 0 disables an exit). Times in CSV files are ISO-8601 with a ``Z`` or
-``+00:00`` suffix. Bad input exits with code 2 and a message naming the file, the 1-based data row (header excluded)
-and the column; nothing is written. The main ``cryptotracker`` CLI registers this subcommand through
+``+00:00`` suffix. Bad input (including a broken bar: high below low, or high/low not bracketing open and close)
+exits with code 2 and a message naming the file, the 1-based data row (header excluded) and the column; nothing is
+written. The main ``cryptotracker`` CLI registers this subcommand through
 :func:`add_simulate_parser`; ``python -m cryptotracker_assets.simulate_cli simulate ...`` runs it standalone.
 """
 

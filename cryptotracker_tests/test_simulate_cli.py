@@ -25,7 +25,7 @@ X,2024-01-01T00:02:00Z,60,61,55,57,1
 X,2024-01-01T00:05:00Z,52,53,50,51,1
 NA,2024-01-01T00:00:00+00:00,8,8.5,7.75,8,1
 NA,2024-01-01T00:01:00+00:00,8,8.25,7.75,8.125,1
-NA,2024-01-01T00:02:00+00:00,8,8.25,7.75,7.5,1
+NA,2024-01-01T00:02:00+00:00,8,8.25,7.25,7.5,1
 """
 ENTRIES_HEADER = "entry_id,symbol,entry_time,size_usd,take_profit,stop_loss,trailing,trail_activation,max_hold_minutes,fee,slippage\n"
 ENTRIES_CSV = (
@@ -244,6 +244,32 @@ BAD_CSV = {
         ["bars.csv", "row 8", "column 'timestamp'", "duplicate"],
     ),
     "duplicate entry id": (BARS_CSV, ENTRIES_CSV.replace("e4,", "e1,"), ["entries.csv", "row 4", "column 'entry_id'"]),
+    # Broken bars (SPEC §13.2 integrity): high below low, or [low, high] not bracketing open and close.
+    "high below low": (
+        BARS_CSV.replace("60,61,55,57", "60,54,55,57"),
+        ENTRIES_CSV,
+        ["bars.csv", "row 3", "column 'high'", "high 54.0 is below low 55.0"],
+    ),
+    "high below close": (
+        BARS_CSV.replace("66,80,65,79", "66,78,65,79"),
+        ENTRIES_CSV,
+        ["bars.csv", "row 2", "column 'high'", "high 78.0 is below open 66.0 or close 79.0"],
+    ),
+    "high below open": (
+        BARS_CSV.replace("+00:00,8,8.5,7.75,8,", "+00:00,8,7.875,7.75,7.8125,"),
+        ENTRIES_CSV,
+        ["bars.csv", "row 5", "column 'high'", "high 7.875 is below open 8.0"],
+    ),
+    "low above close": (
+        BARS_CSV.replace("52,53,50,51", "52,53,51.5,51"),
+        ENTRIES_CSV,
+        ["bars.csv", "row 4", "column 'low'", "low 51.5 is above open 52.0 or close 51.0"],
+    ),
+    "low above open": (
+        BARS_CSV.replace("+00:00,8,8.25,7.75,8.125,", "+00:00,8,8.25,8.0625,8.125,"),
+        ENTRIES_CSV,
+        ["bars.csv", "row 6", "column 'low'", "low 8.0625 is above open 8.0"],
+    ),
 }
 
 
@@ -301,3 +327,27 @@ def test_bad_bar_minutes_is_a_usage_error(tmp_path, value):
         main(args(b, e, out, "--bar-minutes", value))
     assert info.value.code == 2
     assert not out.exists()
+
+
+def test_a_broken_bar_in_parquet_exits_2_and_writes_no_output(tmp_path, capsys):
+    # The first broken row in file order is named: row 2 has high 64 < low 65 (row 7 has a low above its close too).
+    b, e, out = write(tmp_path)
+    bars = pd.read_csv(b, keep_default_na=False, dtype={"symbol": str})
+    bars["timestamp"] = pd.to_datetime(bars["timestamp"], utc=True)
+    bars.loc[1, "high"] = 64.0
+    bars.loc[6, "low"] = 7.75
+    pq = tmp_path / "bars.parquet"
+    bars.to_parquet(pq)
+    assert main(args(pq, e, out)) == 2
+    err = capsys.readouterr().err
+    assert "bars.parquet, row 2, column 'high': broken bar: high 64.0 is below low 65.0" in err, err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bars.csv", "bars.parquet", "entries.csv"]
+
+
+def test_bars_at_the_edges_of_their_range_are_accepted(tmp_path):
+    # high = max(open, close) and low = min(open, close) is a whole bar (a doji bar has all four equal).
+    edge = BARS_CSV.replace("64,66,63,65", "64,65,64,65").replace("52,53,50,51", "52,52,52,52")
+    b, e, out = write(tmp_path, bars=edge)
+    assert main(args(b, e, out, "--bar-minutes", "1")) == 0
+    assert read_trades(out)[0] == EXPECTED[0]  # e1 still takes profit at 80 on the 00:01 bar

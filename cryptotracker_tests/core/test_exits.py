@@ -198,8 +198,8 @@ class TestGolden:
 
     def test_trail_fires_on_the_bar_after_the_peak_never_on_the_peak_bar(self, engine):
         # activation 0: armed from the entry bar with H = A = 64 → L = 56. The entry bar's own high 80 would give
-        # L = 70 ≥ its low 69, but a bar's high enters H only after that bar's checks.
-        bars = make_bars([(0, 64, 80, 69, 75), (1, 75, 76, 69, 72)])
+        # L = 70 ≥ its low 64, but a bar's high enters H only after that bar's checks.
+        bars = make_bars([(0, 64, 80, 64, 75), (1, 75, 76, 69, 72)])
         tr = one(engine, bars, stop_loss=0.25, trailing=0.125, trail_activation=0.0)
         check(tr, "trailing_stop", 1, 70.0, 93.75)
 
@@ -208,7 +208,7 @@ class TestGolden:
         check(tr, "trailing_stop", 0, 56.0, -125.0)
 
     def test_armed_trail_gap_fills_at_open(self, engine):
-        bars = make_bars([(0, 64, 80, 69, 75), (1, 66, 67, 60, 61)])
+        bars = make_bars([(0, 64, 80, 64, 75), (1, 66, 67, 60, 61)])
         tr = one(engine, bars, stop_loss=0.25, trailing=0.125, trail_activation=0.0)
         check(tr, "trailing_stop", 1, 66.0, 15.625 * 66 - 1000)  # 31.25
 
@@ -228,7 +228,7 @@ class TestGolden:
         check(tr, "trailing_stop", 1, 57.75, 15.625 * 57.75 - 1000)
 
     def test_trail_without_static_stop(self, engine):
-        bars = make_bars([(0, 64, 80, 69, 75), (1, 75, 76, 69, 72)])
+        bars = make_bars([(0, 64, 80, 64, 75), (1, 75, 76, 69, 72)])
         tr = one(engine, bars, trailing=0.125, trail_activation=0.0)
         check(tr, "trailing_stop", 1, 70.0, 93.75)
 
@@ -249,7 +249,7 @@ class TestGolden:
 
     def test_time_exit_uses_the_bar_length(self, engine):
         # 5m bars, hold 10 min: the 00:05 bar ends at E + 10 min.
-        bars = make_bars([(0, *FLAT), (5, 64, 66, 63, 62), (10, *FLAT)])
+        bars = make_bars([(0, *FLAT), (5, 64, 66, 62, 62), (10, *FLAT)])
         tr = one(engine, bars, bar_minutes=5.0, max_hold_minutes=10.0)
         check(tr, "time_exit", 5, 62.0, -31.25)
 
@@ -271,12 +271,12 @@ class TestGolden:
     def test_missing_bars_are_not_synthesised_for_the_time_exit(self, engine):
         # hold 3: bars 00:02–00:05 are missing; the time exit is at the close of the next real bar (00:06),
         # not at a synthetic flat bar carrying the 00:01 close.
-        bars = make_bars([(0, *FLAT), (1, 64, 66, 63, 60), (6, 66, 68, 65, 67)])
+        bars = make_bars([(0, *FLAT), (1, 64, 66, 60, 60), (6, 66, 68, 65, 67)])
         tr = one(engine, bars, max_hold_minutes=3.0, **STATIC)
         check(tr, "time_exit", 6, 67.0, 46.875)
 
     def test_trail_over_a_gap_uses_the_high_before_the_gap(self, engine):
-        bars = make_bars([(0, 64, 80, 69, 75), (30, 71, 72, 69.5, 70)])
+        bars = make_bars([(0, 64, 80, 64, 75), (30, 71, 72, 69.5, 70)])
         tr = one(engine, bars, trailing=0.125, trail_activation=0.125)
         # H = 80 ≥ 72 armed, L = 70; the 00:30 bar's open 71 > 70, low 69.5 ≤ 70 → 70.
         check(tr, "trailing_stop", 30, 70.0, 93.75)
@@ -308,7 +308,7 @@ class TestGolden:
         assert tr["pnl_usd"] == 16 * 55.9453125 - 1056
 
     def test_all_exits_disabled(self, engine):
-        bars = make_bars([(0, *FLAT), (1, 1, 1000, 0.5, 500), (2, 900, 1000, 1, 2), (3, 3, 4, 2, 32)])
+        bars = make_bars([(0, *FLAT), (1, 1, 1000, 0.5, 500), (2, 900, 1000, 1, 2), (3, 3, 32, 2, 32)])
         tr = one(engine, bars)
         check(tr, "end_of_data", 3, 32.0, -500.0)
 
@@ -385,7 +385,7 @@ def test_long_path_crosses_many_blocks(block):
 
 def test_modal_bar_length_is_the_default():
     # 5m bars with one 15m gap: hold 10 min exits at the 00:05 bar (with 1m it would be 00:10 … 00:25).
-    bars = make_bars([(0, *FLAT), (5, 64, 66, 63, 62), (10, *FLAT), (25, *FLAT), (30, *FLAT)])
+    bars = make_bars([(0, *FLAT), (5, 64, 66, 62, 62), (10, *FLAT), (25, *FLAT), (30, *FLAT)])
     tr = simulate_exits(bars, pd.DataFrame([make_entry(max_hold_minutes=10.0)]))
     assert (tr.iloc[0].exit_reason, tr.iloc[0].exit_time) == ("time_exit", t(5))
     assert BarArrays.from_frame(bars).modal_spacing_ns() == 5 * 60 * 10**9

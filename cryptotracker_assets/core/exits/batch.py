@@ -121,6 +121,24 @@ def _float_column(df: pd.DataFrame, column: str, table: str) -> np.ndarray:
     return values
 
 
+def _check_bar_ranges(op: np.ndarray, hi: np.ndarray, lo: np.ndarray, cl: np.ndarray, table: str) -> None:
+    """SPEC §13.2 integrity: high >= low and [low, high] brackets open and close; names the first broken row."""
+    low_side = np.minimum(op, cl)
+    high_side = np.maximum(op, cl)
+    bad = np.flatnonzero((hi < lo) | (hi < high_side) | (lo > low_side))
+    if not bad.size:
+        return
+    r = int(bad[0])
+    o, h, lw, c = (float(a[r]) for a in (op, hi, lo, cl))
+    if h < lw:
+        message, column = f"high {h!r} is below low {lw!r}", "high"
+    elif h < max(o, c):
+        message, column = f"high {h!r} is below open {o!r} or close {c!r}", "high"
+    else:
+        message, column = f"low {lw!r} is above open {o!r} or close {c!r}", "low"
+    raise SimulationInputError(f"broken bar: {message}", column=column, row=r + 1, table=table)
+
+
 def _symbol_codes(series: pd.Series, table: str) -> tuple[np.ndarray, pd.Index]:
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy()
@@ -160,12 +178,14 @@ class BarArrays:
         """Check and lay out a long bar frame (``symbol, timestamp, open, high, low, close, volume``).
 
         Raises :class:`SimulationInputError` for missing columns, naive/non-UTC/missing timestamps, non-numeric or
-        non-finite prices and duplicate (symbol, timestamp) rows, naming the 1-based row and the column.
+        non-finite prices, a high below the low, open or close, a low above the open or close (SPEC §13.2) and
+        duplicate (symbol, timestamp) rows, naming the 1-based row and the column.
         """
         _require_columns(bars, BAR_COLUMNS, table)
         codes, symbols = _symbol_codes(bars["symbol"], table)
         ts = _utc_ns(bars["timestamp"], "timestamp", table)
         prices = [_float_column(bars, c, table) for c in ("open", "high", "low", "close")]
+        _check_bar_ranges(*prices, table)
         n = len(codes)
         if n > 1:
             dc = np.diff(codes)
