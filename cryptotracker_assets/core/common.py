@@ -7,8 +7,10 @@ or non-UTC time is an error, never silently converted. Enumerations parse strict
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -59,6 +61,8 @@ def is_utc(tz: Any) -> bool:
 
 def utc(value: Any, what: str, error: type[Exception] = ValueError) -> pd.Timestamp:
     """``value`` as a tz-aware UTC ``pd.Timestamp``; a naive or non-UTC time raises ``error`` naming ``what``."""
+    if type(value) is pd.Timestamp and value.tzinfo is timezone.utc:  # already one (the hot path of the engine)
+        return value
     ts = pd.Timestamp(value)
     if ts.tzinfo is None or not is_utc(ts.tzinfo):
         raise error(f"{what} must be a tz-aware UTC time, got {value!r}")
@@ -142,3 +146,42 @@ def utc_days(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
     first = start.floor("1D")
     last = (end - pd.Timedelta(1, unit="ns")).floor("1D")
     return list(pd.date_range(first, last, freq="1D"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Exact running sums
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class ExactSum:
+    """A running sum of floats kept exactly as non-overlapping partials (Shewchuk; the algorithm behind
+    :func:`math.fsum`). :attr:`value` is the correctly rounded sum of every number added so far — bit-identical to
+    ``math.fsum`` over the same numbers in any order — at a cost independent of how many were added."""
+
+    __slots__ = ("_partials",)
+
+    def __init__(self, values: Iterable[float] = ()) -> None:
+        self._partials: list[float] = []
+        for v in values:
+            self.add(v)
+
+    def add(self, x: float) -> None:
+        x = float(x)
+        if not math.isfinite(x):
+            raise ValueError(f"ExactSum takes finite numbers, got {x!r}")
+        partials = self._partials
+        i = 0
+        for y in partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                partials[i] = lo
+                i += 1
+            x = hi
+        partials[i:] = [x]
+
+    @property
+    def value(self) -> float:
+        return math.fsum(self._partials)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,3 +68,40 @@ class BarStore:
         """Greatest ``ingested_at`` (ns) of the bars with open time < ``before_ns`` (the bars a run can read)."""
         sel = self.ingested[self.ts < before_ns]
         return int(sel.max()) if sel.size else None
+
+
+class BarCursors:
+    """Per symbol, the position after its last processed bar in a :class:`BarStore`, advanced one cycle point at a
+    time for all symbols at once (SPEC §3.1 step 2: at T the bars with open time < T newer than the last processed
+    one). ``symbols`` are sorted; ``after`` maps a symbol to the open time (ns) of its last bar processed before the
+    run (absent: none). ``upto[i, k]`` is the index of symbol i's first bar opening at or after ``points[k]``."""
+
+    def __init__(self, store: BarStore, symbols: Sequence[str], after: Mapping[str, int], points: np.ndarray) -> None:
+        self.store = store
+        self.symbols = list(symbols)
+        self.index = {s: i for i, s in enumerate(self.symbols)}
+        n = len(self.symbols)
+        self.pos = np.zeros(n, dtype="int64")
+        self.upto = np.zeros((n, len(points)), dtype="int64")
+        for i, s in enumerate(self.symbols):
+            a, b = store.spans[s]
+            seg = store.ts[a:b]
+            self.pos[i] = a + (int(np.searchsorted(seg, after[s], "right")) if s in after else 0)
+            self.upto[i] = a + np.searchsorted(seg, points, "left")
+        self.start = self.pos.copy()  # before the run: a symbol whose pos moved has a new last bar
+
+    def advance(self, k: int) -> list[tuple[int, str, int, int]]:
+        """The symbols with new bars at cycle point ``k``: (i, symbol, first, end) index ranges into the store, in
+        symbol order; the cursors move to ``end``."""
+        end = self.upto[:, k]
+        new = np.flatnonzero(end > self.pos)
+        out = [(int(i), self.symbols[i], int(self.pos[i]), int(end[i])) for i in new]
+        self.pos[new] = end[new]
+        return out
+
+    def last_index(self, symbol: str) -> int | None:
+        """Store index of the symbol's last bar processed in this run (None: none yet)."""
+        i = self.index.get(symbol)
+        if i is None or self.pos[i] == self.start[i]:
+            return None
+        return int(self.pos[i]) - 1

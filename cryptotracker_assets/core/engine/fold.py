@@ -11,7 +11,9 @@
 3. the shared market state of T (the ``market_regime`` row: regime, size multiplier, volatility-disable flags, best
    strategy, BTC vol24h); manual closes (operator events stamped in [previous T, T)), then strategy-shift closes
    (§9.3), both at the decision-bar close (a stale symbol waits for a fresh decision bar);
-4. the portfolio state (:func:`..ledger.portfolio_state` on the ledger) and the protection fold
+4. the portfolio state (:func:`..ledger.book_state` on the open positions and the realised P&L, kept incrementally;
+   with ``verify=True`` also rebuilt from the ledger by :func:`..ledger.portfolio_state` and compared) and the
+   protection fold
    (:func:`..protection.advance_protection`: limiter, loss streak, daily loss gate on mark_equity, operator pause);
    the ``portfolio_snapshots`` row is this step-4 state;
 5. the scan rows of T (steps 1–3 from :func:`..setups.scan_cycle_points`, or the caller's precomputed preview rows):
@@ -43,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..common import NS_PER_MIN, ceil_ns, from_ns, utc, utc_index
+from ..common import NS_PER_MIN, ExactSum, ceil_ns, from_ns, utc, utc_index
 from ..config import Config, Strategy
 from ..exits import ExitReason, PositionState, close_position, opening_rule, step
 from ..ledger import (
@@ -51,11 +53,13 @@ from ..ledger import (
     SNAPSHOT_COLUMNS,
     ClosedTrade,
     OpenCounts,
+    OpenGroup,
     PendingOrder,
     Side,
     TradeMeta,
     TradeOutcome,
     admit,
+    book_state,
     grid_shape,
     ledger_frame,
     limit_violations,
@@ -70,7 +74,7 @@ from ..protection import OperatorAction, OperatorEvent, advance_protection, entr
 from ..regime import Regime
 from ..setups import DecisionReason, resolve_candidates
 from ..universe import Universe
-from .bars import BarStore
+from .bars import BarCursors, BarStore
 from .errors import EngineInputError, EngineInvariantError
 from .market import Market, MarketRows
 from .inputs import EngineInputs, cached_empty_ledger, run_scan
@@ -131,12 +135,13 @@ def _row_sort_key(r: Mapping[str, Any]) -> tuple:
 class _Run:
     """Working copies of the state while a run folds over its cycle points."""
 
-    def __init__(self, state: EngineState, inputs: EngineInputs, points: pd.DatetimeIndex) -> None:
+    def __init__(self, state: EngineState, inputs: EngineInputs, points: pd.DatetimeIndex,
+                 verify: bool = False) -> None:
         cfg = inputs.cfg
+        self.verify = verify
         self.cfg = cfg
         self.uni = Universe.from_config(cfg)
         self.bars = inputs.bars if isinstance(inputs.bars, BarStore) else BarStore.from_frame(inputs.bars)
-        self.symbols = sorted(s for s in self.bars.spans if s in self.uni.tiers)
         self.market = MarketRows(inputs.market_regime, cfg)
         self.bar_minutes = cfg.engine.base_timeframe.minutes
         self.timeout_ns = cfg.engine.entry_timeout_min * NS_PER_MIN
@@ -148,7 +153,14 @@ class _Run:
         }
         self.pending: list[EntryOrder] = list(state.pending_orders)
         self.manual: list[ManualClose] = list(state.manual_pending)
-        self.last_bars: dict[str, LastBar] = dict(state.last_bars)
+        self.last_bars: dict[str, LastBar] = dict(state.last_bars)  # as of the run's start; see _last_bar
+        # Universe symbols with bars, plus any symbol holding a position (a config may have dropped it since).
+        held = {p.meta.symbol for p in state.positions} | {o.symbol for o in state.pending_orders}
+        self.cursors = BarCursors(
+            self.bars, sorted(s for s in self.bars.spans if s in self.uni.tiers or s in held),
+            {s: lb.time.value for s, lb in self.last_bars.items()}, points.asi8)
+        self._bar_cache: dict[str, tuple[int, LastBar]] = {}
+        self._groups: dict[str, OpenGroup] = {}
         self.protection = state.protection
         self.shift = state.shift
         self.watermark = state.watermark
@@ -162,8 +174,9 @@ class _Run:
         for e in self.op_events:
             OperatorAction.parse(e.action)
         self.work = self._initial_work(inputs.ledger)
-        self._base_counts: OpenCounts | None = None
-        self.ledger_frames: list[pd.DataFrame] = []
+        sells = inputs.ledger["side"].to_numpy(dtype=object) == Side.SELL.value
+        self.realised = ExactSum(inputs.ledger["pnl_usd"].to_numpy(dtype="float64")[sells])
+        self.ledger_rows_out: list[dict[str, Any]] = []
         self.snapshots: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self.reasons: dict[int, DecisionReason] = {}
@@ -192,10 +205,21 @@ class _Run:
     # --- helpers --------------------------------------------------------------------------------------------
     def _fresh(self, symbol: str, t_ns: int) -> LastBar | None:
         """The symbol's decision bar at T if it is fresh (open ≥ T − engine.max_bar_lag_min), else None."""
-        lb = self.last_bars.get(symbol)
+        lb = self._last_bar(symbol)
         if lb is None or lb.time.value < t_ns - self.lag_ns:
             return None
         return lb
+
+    def _last_bar(self, symbol: str) -> LastBar | None:
+        """The symbol's latest processed bar: from this run's bars once one was processed, else the state's."""
+        j = self.cursors.last_index(symbol)
+        if j is None:
+            return self.last_bars.get(symbol)
+        cached = self._bar_cache.get(symbol)
+        if cached is None or cached[0] != j:
+            cached = (j, LastBar(from_ns(self.bars.ts[j]), float(self.bars.close[j])))
+            self._bar_cache[symbol] = cached
+        return cached[1]
 
     def _note(self, kind: str, channel: str | None, t: pd.Timestamp, **fields: Any) -> None:
         self.notes.append({"kind": kind, "channel": channel, "cycle_point": t, **fields})
@@ -206,6 +230,8 @@ class _Run:
         assert ev is not None
         rows.extend(step_rows(st, meta, t, len(st.fills)))
         del self.positions[meta.trade_group_id]
+        self._groups.pop(meta.trade_group_id, None)
+        self.realised.add(ev.pnl_usd)
         outcome = TradeOutcome.of(ev.pnl_usd)
         closes.append(ClosedTrade(meta.trade_group_id, meta.strategy, meta.symbol, meta.tier, ev.time, t,
                                   ev.reason, ev.pnl_usd, ev.pnl_ratio, st.rule.take_profit, outcome))
@@ -220,24 +246,54 @@ class _Run:
                    levels_filled=len(st.fills), levels=len(st.grid_prices) + 1, who=who, why=why)
         if ev.no_data:
             self._note("no_data_close", ch.alerts, t, trade_group_id=meta.trade_group_id, symbol=meta.symbol,
-                       last_bar=self.last_bars[meta.symbol].time, raw_price=ev.raw_price)
+                       last_bar=self._last_bar(meta.symbol).time, raw_price=ev.raw_price)
 
-    def _append_work(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    def _append_work(self, rows: list[dict[str, Any]]) -> None:
+        """The ledger-derived view (``verify`` only): SELL rows plus the BUY rows of open groups."""
         new = ledger_frame(rows)
-        self.ledger_frames.append(new)
         work = new if self.work.empty else pd.concat([self.work, new], ignore_index=True)
         sold = set(new.loc[new["side"] == Side.SELL.value, "trade_group_id"].tolist())
         if sold:
             drop = (work["side"] == Side.BUY.value).to_numpy() & work["trade_group_id"].isin(sold).to_numpy()
             work = work.loc[~drop].reset_index(drop=True)
         self.work = work
-        self._base_counts = None
-        return new
+
+    def _group(self, tgid: str, meta: TradeMeta, st: PositionState) -> OpenGroup:
+        """The open group of a position as :func:`..ledger.book_state` reads it (the numbers of its ledger rows)."""
+        g = self._groups.get(tgid)
+        if g is None or len(g.sizes) != len(st.fills):
+            g = OpenGroup(strategy=meta.strategy, symbol=meta.symbol, group_size_usd=meta.size_usd,
+                          level_size_usd=st.level_size, grid_levels=len(st.grid_prices) + 1,
+                          sizes=tuple(f.size_usd for f in st.fills), fees=tuple(f.fee_usd for f in st.fills),
+                          quantities=tuple(f.quantity for f in st.fills), taker_fee=st.fee, slippage=st.slippage)
+            self._groups[tgid] = g
+        return g
+
+    def _portfolio(self, pending: list[PendingOrder], marks: dict[str, float], t: pd.Timestamp):
+        """Step 4: the portfolio state from the open positions and the realised P&L (incremental); with ``verify``
+        the same state rebuilt from the ledger must be identical, field for field."""
+        groups = [self._group(tgid, meta, st) for tgid, (meta, st) in self.positions.items()]
+        ps = book_state(groups, self.realised.value, pending, marks, self.cfg)
+        if self.verify:
+            ref = portfolio_state(self.work, pending, marks, self.cfg)
+            if ref != ps:
+                diff = [f for f in ref.__dataclass_fields__ if getattr(ref, f) != getattr(ps, f)]
+                raise EngineInvariantError(f"at {t}: the incremental portfolio state differs from the ledger's in "
+                                           f"{diff}: {[(getattr(ps, f), getattr(ref, f)) for f in diff]}")
+        return ps
 
     def _counts(self, pending: list[PendingOrder]) -> OpenCounts:
-        if self._base_counts is None:
-            self._base_counts = open_counts(self.work, ())
-        counts = self._base_counts
+        """Open groups (from the positions; with ``verify`` checked against the ledger) plus pending orders."""
+        by_strategy: dict[Strategy, int] = {}
+        by_symbol: dict[str, int] = {}
+        for meta, _ in self.positions.values():
+            by_strategy[meta.strategy] = by_strategy.get(meta.strategy, 0) + 1
+            by_symbol[meta.symbol] = by_symbol.get(meta.symbol, 0) + 1
+        counts = OpenCounts(len(self.positions), by_strategy, by_symbol)
+        if self.verify:
+            ref = open_counts(self.work, ())
+            if (ref.total, dict(ref.by_strategy), dict(ref.by_symbol)) != (counts.total, by_strategy, by_symbol):
+                raise EngineInvariantError(f"open counts from the positions {counts} differ from the ledger's {ref}")
         for o in pending:
             counts = counts.plus(o.strategy, o.symbol)
         return counts
@@ -253,7 +309,7 @@ class _Run:
         # 1. Pending entry orders: fill at the entry bar's open once visible, or expire.
         waiting: list[EntryOrder] = []
         for o in self.pending:
-            last = self.last_bars.get(o.symbol)
+            last = self._last_bar(o.symbol)
             after = max(o.decided_at.value - 1, last.time.value if last is not None else _INT64_MIN)
             a, b = self.bars.range(o.symbol, after, min(o.expires_at.value, t_ns))
             if a < b:
@@ -269,12 +325,7 @@ class _Run:
         by_symbol: dict[str, list[str]] = {}
         for tgid, (meta, _) in self.positions.items():
             by_symbol.setdefault(meta.symbol, []).append(tgid)
-        # Universe symbols with bars, plus any symbol holding a position (a config may have dropped it since).
-        for sym in sorted(set(self.symbols).union(by_symbol)):
-            last = self.last_bars.get(sym)
-            a, b = self.bars.range(sym, last.time.value if last is not None else _INT64_MIN, t_ns)
-            if a == b:
-                continue
+        for _, sym, a, b in self.cursors.advance(k):
             for tgid in sorted(by_symbol.get(sym, ())):
                 meta, st = self.positions[tgid]
                 for i in range(a, b):
@@ -288,13 +339,12 @@ class _Run:
                         break
                     if len(st.fills) != n:
                         rows.extend(step_rows(st, meta, t, n))
-            self.last_bars[sym] = LastBar(from_ns(self.bars.ts[b - 1]), float(self.bars.close[b - 1]))
         # No-data closes: still open at T ≥ E + max hold + grace.
         for tgid in sorted(self.positions):
             meta, st = self.positions[tgid]
-            hold = st.max_hold
-            if hold is not None and t_ns >= (st.entry_time + hold).value + self.grace_ns:
-                close_position(st, t, self.last_bars[meta.symbol].close, ExitReason.TIME_EXIT, no_data=True)
+            hold = st.max_hold_ns
+            if hold is not None and t_ns >= st.entry_time.value + hold + self.grace_ns:
+                close_position(st, t, self._last_bar(meta.symbol).close, ExitReason.TIME_EXIT, no_data=True)
                 self._closed(meta, st, t, rows, closes)
 
         # 3. Market state; manual closes, then strategy-shift closes.
@@ -340,10 +390,12 @@ class _Run:
         # 4. Portfolio state (from the ledger) and the protection fold.
         if rows:
             rows.sort(key=_row_sort_key)
-            self._append_work(rows)
+            self.ledger_rows_out.extend(rows)
+            if self.verify:
+                self._append_work(rows)
         pending = [o.pending() for o in self.pending]
-        marks = {meta.symbol: self.last_bars[meta.symbol].close for meta, _ in self.positions.values()}
-        ps = portfolio_state(self.work, pending, marks, cfg)
+        marks = {meta.symbol: self._last_bar(meta.symbol).close for meta, _ in self.positions.values()}
+        ps = self._portfolio(pending, marks, t)
         self.protection = advance_protection(self.protection, t, closes=closes, mark_equity=ps.mark_equity,
                                              events=self.op_events, cfg=cfg)
         dl, ls = self.protection.daily_loss, self.protection.loss_streak
@@ -450,7 +502,8 @@ class _Run:
             positions=tuple(OpenPosition(meta, st) for _, (meta, st) in sorted(self.positions.items())),
             pending_orders=tuple(self.pending),
             manual_pending=tuple(self.manual),
-            last_bars=dict(sorted(self.last_bars.items())),
+            last_bars=dict(sorted({**self.last_bars, **{s: lb for s in self.cursors.symbols
+                                                         if (lb := self._last_bar(s)) is not None}}.items())),
             protection=self.protection,
             shift=self.shift,
             watermark=self.watermark,
@@ -466,17 +519,18 @@ class _Run:
         return rows
 
     def ledger_rows(self) -> pd.DataFrame:
-        if not self.ledger_frames:
+        if not self.ledger_rows_out:
             return cached_empty_ledger()
-        return pd.concat(self.ledger_frames, ignore_index=True)
+        return ledger_frame(self.ledger_rows_out)
 
 
-def run_engine(state: EngineState, inputs: EngineInputs, cycle_points: Iterable[Any]
+def run_engine(state: EngineState, inputs: EngineInputs, cycle_points: Iterable[Any], *, verify: bool = False
                ) -> tuple[EngineState, EngineOutputs]:
     """Fold the engine over ``cycle_points`` (consecutive cycle points, the first right after ``state.cursor``).
 
     Returns the new state and the outputs to commit with it (see the module doc and :class:`EngineOutputs`). The
-    input state is never modified. Raises :class:`EngineInputError` for inputs that do not cover the cycle points
+    input state is never modified. ``verify``: at every cycle point also rebuild the portfolio state and the open
+    counts from the ledger (the slow, independent path) and raise if they differ from the incremental ones. Raises :class:`EngineInputError` for inputs that do not cover the cycle points
     and :class:`EngineInvariantError` when a limit or the ledger/state agreement breaks.
     """
     cfg = inputs.cfg
@@ -490,7 +544,7 @@ def run_engine(state: EngineState, inputs: EngineInputs, cycle_points: Iterable[
         if prev is not None and t.value != prev + step_ns:
             raise EngineInputError(f"cycle point {t} does not follow {from_ns(prev)}: cycle points are processed "
                                    f"consecutively after the cursor")
-    run = _Run(state, inputs, points)
+    run = _Run(state, inputs, points, verify=verify)
     for k, t in enumerate(points):
         run.tick(k, t)
     if len(points):

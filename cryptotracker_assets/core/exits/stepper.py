@@ -172,8 +172,14 @@ class PositionState:
 
     @property
     def max_hold(self) -> pd.Timedelta | None:
+        ns = self.max_hold_ns
+        return None if ns is None else pd.Timedelta(ns, unit="ns")
+
+    @property
+    def max_hold_ns(self) -> int | None:
+        """The max hold in nanoseconds (None: no time exit)."""
         m = self.rule.max_hold_minutes
-        return pd.Timedelta(int(round(m * NS_PER_MIN)), unit="ns") if m > 0 else None
+        return int(round(m * NS_PER_MIN)) if m > 0 else None
 
     def levels_in_force(self) -> tuple[float, float, float | None]:
         """(effective stop, static stop, armed trailing level L or None) for the next bar; ±inf = disabled."""
@@ -261,8 +267,8 @@ def step(state: PositionState, bar: Bar) -> ExitEvent | None:
     if h >= tp:
         return close_position(state, t, tp, ExitReason.TAKE_PROFIT)
     # 4. time exit
-    hold = state.max_hold
-    if hold is not None and t + state.bar_length >= state.entry_time + hold:
+    hold = state.max_hold_ns  # in ns: the same comparison as with timestamps, without building them
+    if hold is not None and t.value + state.bar_length.value >= state.entry_time.value + hold:
         return close_position(state, t, c, ExitReason.TIME_EXIT)
     # 5. DCA grid fills, then the high-water mark
     filled_levels = {f.level for f in state.fills}

@@ -13,7 +13,9 @@ import pandas as pd
 from ..common import utc
 from ..config import Config, Strategy
 from .enums import TradeOutcome
-from .views import buy_sell, closed_trades, open_buys, open_positions, size_weighted_return
+from .rows import group_slices
+from .views import (buy_sell, closed_trades, liquidation_value, mark_price, open_buys, open_positions,
+                    size_weighted_return)
 
 
 @dataclass(frozen=True)
@@ -85,35 +87,86 @@ def open_counts(ledger: pd.DataFrame, pending_orders: Iterable[PendingOrder] = (
     return counts
 
 
+@dataclass(frozen=True, slots=True)
+class OpenGroup:
+    """An open trade group as the portfolio state needs it: each fill's size, fee and quantity (USD, USD, coins),
+    the grid (n levels of ``level_size_usd``), the total size G and the costs frozen at entry (fractions).
+
+    Built from the ledger's BUY rows (:func:`open_groups`) or from the engine's open positions; both carry the
+    same numbers, so :func:`book_state` gives the same state bit for bit whichever source it is fed."""
+
+    strategy: Strategy
+    symbol: str
+    group_size_usd: float
+    level_size_usd: float
+    grid_levels: int
+    sizes: tuple[float, ...]
+    fees: tuple[float, ...]
+    quantities: tuple[float, ...]
+    taker_fee: float
+    slippage: float
+
+
+def open_groups(ledger: pd.DataFrame) -> list[OpenGroup]:
+    """The open groups (no SELL row) of ``ledger`` (in trade_group_id order)."""
+    cols, bounds = group_slices(open_buys(ledger), ("strategy", "symbol", "group_size_usd", "size_usd", "fee_usd",
+                                                    "qty", "grid_levels", "taker_fee", "slippage"))
+    return [OpenGroup(strategy=Strategy.parse(cols["strategy"][b - 1]), symbol=cols["symbol"][b - 1],
+                      group_size_usd=cols["group_size_usd"][b - 1], level_size_usd=cols["size_usd"][b - 1],
+                      grid_levels=int(cols["grid_levels"][b - 1]), sizes=tuple(cols["size_usd"][a:b]),
+                      fees=tuple(cols["fee_usd"][a:b]), quantities=tuple(cols["qty"][a:b]),
+                      taker_fee=cols["taker_fee"][b - 1], slippage=cols["slippage"][b - 1])
+            for a, b in bounds]
+
+
+def realised_pnl(ledger: pd.DataFrame) -> float:
+    """Σ net P&L of the closed groups (the SELL rows), exactly rounded (USD)."""
+    _, sells = buy_sell(ledger)
+    return math.fsum(sells["pnl_usd"].tolist())
+
+
 def portfolio_state(
     ledger: pd.DataFrame,
     pending_orders: Iterable[PendingOrder],
     marks: Mapping[str, float],
     cfg: Config,
 ) -> PortfolioState:
-    """The portfolio state of SPEC §7.1 from the ledger, the pending entry orders and the marks.
+    """The portfolio state of SPEC §7.1 from the ledger, the pending entry orders and the marks: :func:`book_state`
+    of the ledger's open groups and realised P&L."""
+    return book_state(open_groups(ledger), realised_pnl(ledger), pending_orders, marks, cfg)
 
-    ``marks``: symbol → decision-bar close (USD per coin) for every symbol with an open group (a missing one raises).
-    Open groups value at liquidation with the fee and slippage frozen at their entry; pending orders reserve
-    G × (1 + ``costs.taker_fee``). realised = Σ net P&L of closed groups; cash = initial + realised − open_cost;
-    available = cash − reserved; book_equity = cash + open_cost; mark_equity = cash + positions_value;
-    unrealised = positions_value − open_cost; deployable = (1 − ``portfolio.reserve``) × book_equity.
+
+def book_state(
+    groups: Iterable[OpenGroup],
+    realised: float,
+    pending_orders: Iterable[PendingOrder],
+    marks: Mapping[str, float],
+    cfg: Config,
+) -> PortfolioState:
+    """THE portfolio state of SPEC §7.1 (the one formula for engine, reports, CLI and HTML report).
+
+    ``groups``: the open groups; ``realised``: Σ net P&L of the closed ones; ``marks``: symbol → decision-bar close
+    (USD per coin) for every symbol with an open group (a missing one raises). Open groups value at liquidation with
+    the fee and slippage frozen at their entry; unfilled grid levels and pending orders reserve their size ×
+    (1 + fee). cash = initial + realised − open_cost; available = cash − reserved; book_equity = cash + open_cost;
+    mark_equity = cash + positions_value; unrealised = positions_value − open_cost; deployable =
+    (1 − ``portfolio.reserve``) × book_equity. Every sum is exactly rounded (:func:`math.fsum`), so the result does
+    not depend on the order of groups, fills or orders.
     """
     pending = list(pending_orders)
-    _, sells = buy_sell(ledger)
-    realised = math.fsum(sells["pnl_usd"].tolist())
-    pos = open_positions(ledger, marks)
-    buys = open_buys(ledger)
-    open_cost = math.fsum(buys["size_usd"].tolist() + buys["fee_usd"].tolist())
+    groups = list(groups)
+    open_cost = math.fsum([x for g in groups for x in g.sizes] + [x for g in groups for x in g.fees])
     fee = cfg.costs.taker_fee
-    reserved = math.fsum([*pos["reserved_usd"], *(o.size_usd * (1.0 + fee) for o in pending)])
-    positions_value = math.fsum(pos["value_usd"])
+    reserved = math.fsum([*((g.grid_levels - len(g.sizes)) * g.level_size_usd * (1.0 + g.taker_fee) for g in groups),
+                          *(o.size_usd * (1.0 + fee) for o in pending)])
+    positions_value = math.fsum([liquidation_value(math.fsum(g.quantities), mark_price(marks, g.symbol), g.slippage,
+                                                   g.taker_fee) for g in groups])
     initial = float(cfg.portfolio.initial_balance_usd)
     cash = initial + realised - open_cost
     book_equity = cash + open_cost
     committed: dict[Strategy, list[float]] = {s: [] for s in Strategy}
-    for s, g in zip(pos["strategy"], pos["group_size_usd"]):
-        committed[Strategy.parse(s)].append(float(g))
+    for g in groups:
+        committed[g.strategy].append(float(g.group_size_usd))
     for o in pending:
         committed[Strategy.parse(o.strategy)].append(float(o.size_usd))
     return PortfolioState(
@@ -129,7 +182,7 @@ def portfolio_state(
         mark_equity=cash + positions_value,
         deployable=(1.0 - cfg.portfolio.reserve) * book_equity,
         committed={s: math.fsum(v) for s, v in committed.items()},
-        open_positions=len(pos),
+        open_positions=len(groups),
         pending_orders=len(pending),
     )
 

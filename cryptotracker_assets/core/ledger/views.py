@@ -149,7 +149,7 @@ def open_positions(ledger: pd.DataFrame, marks: Mapping[str, float] | None = Non
             },
         }
         if marks is not None:
-            mark = _mark(marks, rec["symbol"])
+            mark = mark_price(marks, rec["symbol"])
             value = liquidation_value(rec["qty"], mark, rec["slippage"], fee)
             unrealised = value - rec["open_cost_usd"]
             rec.update(mark=mark, value_usd=value, unrealised_usd=unrealised, unrealised_pct=unrealised / filled)
@@ -161,7 +161,7 @@ def open_positions(ledger: pd.DataFrame, marks: Mapping[str, float] | None = Non
     return out.sort_values(["entry_time", "trade_group_id"], kind="stable").reset_index(drop=True)
 
 
-def _mark(marks: Mapping[str, float], symbol: str) -> float:
+def mark_price(marks: Mapping[str, float], symbol: str) -> float:
     if symbol not in marks:
         raise ValueError(f"no mark (decision-bar close) for open position symbol {symbol!r}")
     m = float(marks[symbol])
