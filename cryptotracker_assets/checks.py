@@ -15,6 +15,11 @@ OHLC_FRESHNESS = "ohlc_freshness"  # WARN + alert: newest bar older than data.he
 OHLC_COMPLETENESS = "ohlc_completeness"  # WARN: stored / expected bars below data.health.min_completeness
 OHLC_AGGREGATES = "ohlc_aggregates"  # WARN: ingested 15m/1h bar differs from the aggregate of its 1m bars
 OHLC_UNIQUE_KEYS = "ohlc_unique_keys"  # ERROR: a (symbol, timestamp) stored twice
+# The pipeline checks of SPEC §13.2, run by data_health_job; each failing one queues ONE alert in the outbox.
+INGEST_RUN_FAILURES = "ingest_run_failures"  # WARN + alert (on ohlc_<tf>): an ohlc_<tf>_job run failed in 24 h
+LONG_RUNS = "long_runs"  # WARN + alert (on engine_state): a run in progress > data.health.max_run_min
+# ERROR + alert (on engine_state): the engine behind the stored bars by > data.health.max_engine_lag_cycles
+ENGINE_LAG = "engine_lag"
 
 SEVERITY = {
     OHLC_INTEGRITY: dg.AssetCheckSeverity.ERROR,
@@ -25,4 +30,7 @@ SEVERITY = {
     OHLC_COMPLETENESS: dg.AssetCheckSeverity.WARN,
     OHLC_AGGREGATES: dg.AssetCheckSeverity.WARN,
     OHLC_UNIQUE_KEYS: dg.AssetCheckSeverity.ERROR,
+    INGEST_RUN_FAILURES: dg.AssetCheckSeverity.WARN,
+    LONG_RUNS: dg.AssetCheckSeverity.WARN,
+    ENGINE_LAG: dg.AssetCheckSeverity.ERROR,
 }

@@ -147,11 +147,48 @@ def _print_performance(wh, cfg) -> None:
     eng = st.engine
     cursor = "never ran" if not eng else f"cursor {eng['cursor']:%Y-%m-%d %H:%M} UTC, {eng['ticks']} tick(s)"
     print(f"paper engine: {cursor}{' — ENTRIES PAUSED' if st.paused else ''}")
+    _print_operator(st.operator)
     print(f"realised:   {perf.realised_usd:+,.2f} USD over {perf.closed_trades} closed trade(s) "
           f"({perf.wins} won, {perf.losses} lost), size-weighted {_fmt_pct(perf.realised_pct)}")
     print(f"unrealised: {perf.unrealised_usd:+,.2f} USD over {perf.open_positions} open position(s), "
           f"size-weighted {_fmt_pct(perf.unrealised_pct)}")
     _print_positions(st)
+    _print_engine_records(st)
+
+
+def _ts(t) -> str:
+    return "-" if t is None or t != t else f"{pd.Timestamp(t).tz_convert('UTC'):%Y-%m-%d %H:%M:%S}"
+
+
+def _print_operator(op) -> None:
+    """What the engine applied (its state), and the events it has not applied yet (SPEC §0.2)."""
+    if op.since is not None:
+        what = "entries paused" if op.paused else "entries allowed"
+        print(f"operator (as applied by the engine): {what} by {op.who} (why: {op.why}), event stamped "
+              f"{_ts(op.since)} UTC, applied from cycle point {_ts(op.applied_from)} UTC")
+    for e in op.pending.itertuples(index=False):
+        target = f" {e.target}" if isinstance(e.target, str) else ""
+        print(f"pending operator event: {e.action}{target} by {e.who} stamped {_ts(e.event_time)} UTC — acts from "
+              f"cycle point {_ts(e.acts_from)} UTC (not applied yet)")
+
+
+def _print_engine_records(st) -> None:
+    if len(st.limiter):
+        lim = st.limiter[["symbol", "stops", "cooldown_until", "banned_until"]].copy()
+        for c in ("cooldown_until", "banned_until"):
+            lim[c] = lim[c].map(_ts)
+        print(f"limiter (SPEC §8.3, as of the cursor; {len(lim)} symbol(s)):")
+        print(lim.to_string(index=False))
+    if len(st.ticks):
+        t = st.ticks.copy()
+        shown = pd.DataFrame({"tick": t["tick_id"], "cycle points": [
+            f"{_ts(a)[:16]} .. {_ts(b)[11:16]} ({n})" for a, b, n in zip(t["first_cycle_point"],
+                                                                          t["last_cycle_point"], t["cycle_points"])],
+            "bars watermark": t["watermark"].map(_ts), "config": t["config_version"],
+            "committed": t["committed_at"].map(_ts), "ledger rows": t["ledger_rows"], "messages": t["messages"]})
+        print(f"last {len(t)} tick(s):")
+        print(shown.to_string(index=False))
+    print(f"outbox: {st.undelivered} message(s) not delivered yet")
 
 
 def _print_positions(st) -> None:

@@ -25,6 +25,7 @@ from resources import (
     WarehouseResource,
 )
 from sensors.new_bars import make_new_bars_sensor
+from sensors.outbox import make_outbox_sensor
 
 from .assets.common import ohlc_asset_name
 from .assets.config import effective_config, universe
@@ -33,6 +34,7 @@ from .assets.maintenance import build_data_gaps_asset, retention_job
 from .assets.market_data import (STANDARD_TIMEFRAMES, build_health_checks, build_ohlc_asset,
                                  build_partition_freshness_checks)
 from .assets.paper import build_paper_assets
+from .assets.pipeline import build_pipeline_checks
 from .assets.setups import build_setup_assets
 from .core.config import Config, Timeframe, load_config
 from .environment import Environment, EnvironmentError_
@@ -95,13 +97,13 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
     return dg.Definitions(
         assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), engine,
                 build_data_gaps_asset(timeframes), universe, effective_config],
-        asset_checks=[*health_checks, *freshness, *engine_checks],
+        asset_checks=[*health_checks, *freshness, *engine_checks, *build_pipeline_checks(timeframes)],
         jobs=[
             *[build_ohlc_job(tf) for tf in timeframes],
             build_main_job(timeframes),
             paper_engine_job,
             features_job,
-                    build_data_health_job(timeframes, freshness),
+            build_data_health_job(timeframes, freshness),
             gap_healing_job,
             config_job,
             retention_job,
@@ -110,9 +112,11 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
         sensors=[
             make_new_bars_sensor(paper_engine_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
                                  "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min),
+            make_outbox_sensor(),
         ],
         resources={
-            "project_config": ProjectConfigResource(user_config_path=env.config_path),
+            # the config with its version (SPEC §0.3): every run records a new effective config in the warehouse
+            "project_config": ProjectConfigResource(user_config_path=env.config_path, warehouse=warehouse),
             "market_data": market_source(env),
             "warehouse": warehouse,
             "bars_io_manager": BarsIOManager(warehouse=warehouse),

@@ -30,6 +30,9 @@ CONFIG_JOB = "config_job"
 CHAIN_ASSETS = ("market_regime", "features_scan", "scan_preview", *ENGINE_OUTPUTS, "strategy_setups",
                 "readiness_board")
 END_PRODUCT_FEATURES = ("features_15m", "features_daily")
+KIND_TAG = "cryptotracker/kind"  # every job's run carries it (ingest, engine, main, health, …)
+INGEST_KIND = "ingest"
+PIPELINE_ASSET = "engine_state"  # the asset the run and engine-lag checks are attached to
 
 
 def ohlc_job_name(tf: Timeframe) -> str:
@@ -45,6 +48,13 @@ def _replay_check() -> dg.AssetSelection:
     return dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("paper_trades"), REPLAY_MATCHES_LEDGER))
 
 
+def _not_in_chain() -> dg.AssetSelection:
+    """Checks of chain assets that the chain jobs never run: the day audit (it replays whole days) and the pipeline
+    checks on ``engine_state`` (data_health_job runs them on its schedule)."""
+    return _replay_check() | dg.AssetSelection.checks(
+        *[dg.AssetCheckKey(dg.AssetKey(PIPELINE_ASSET), n) for n in (C.LONG_RUNS, C.ENGINE_LAG)])
+
+
 def build_ohlc_job(tf: Timeframe) -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         ohlc_job_name(tf),
@@ -52,7 +62,7 @@ def build_ohlc_job(tf: Timeframe) -> dg.UnresolvedAssetJobDefinition:
         | dg.AssetSelection.checks(*partition_check_keys([tf])),
         partitions_def=daily_partitions,
         description=f"Ingest {tf.value} candles for one UTC day (schedules run it incrementally).",
-        tags={"cryptotracker/kind": "ingest"},
+        tags={KIND_TAG: INGEST_KIND},
     )
 
 
@@ -64,7 +74,7 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
         # downstream with its checks (the day audit excepted: it replays every day again).
         selection=dg.AssetSelection.assets(*[ohlc_asset_name(tf) for tf in timeframes]).without_checks()
         | dg.AssetSelection.checks(*partition_check_keys(timeframes))
-        | (dg.AssetSelection.assets(*CHAIN_ASSETS, *END_PRODUCT_FEATURES) - _replay_check()),
+        | (dg.AssetSelection.assets(*CHAIN_ASSETS, *END_PRODUCT_FEATURES) - _not_in_chain()),
         partitions_def=daily_partitions,
         description="The whole pipeline for a window of UTC days (`make run` runs it on the demo window): candles, "
                     "features, regime, scan, the paper engine with its blocking ledger check, setups and the board "
@@ -75,7 +85,7 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
 
 paper_engine_job = dg.define_asset_job(
     PAPER_ENGINE_JOB,
-    selection=dg.AssetSelection.assets(*CHAIN_ASSETS) - _replay_check(),
+    selection=dg.AssetSelection.assets(*CHAIN_ASSETS) - _not_in_chain(),
     partitions_def=daily_partitions,
     description="The chain from new base bars to committed fills for a UTC day (or the days since the engine's "
                 "cursor): market regime and scan features, scan preview, one paper-engine tick with its blocking "
@@ -101,7 +111,13 @@ def health_check_keys(timeframes: list[Timeframe], freshness: list[dg.AssetCheck
         if tf in (Timeframe.M15, Timeframe.H1):
             names.append(C.OHLC_AGGREGATES)
         keys += [dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), n) for n in names]
-    return keys + [k for checks in freshness for k in checks.check_keys]
+    return keys + [k for checks in freshness for k in checks.check_keys] + pipeline_check_keys(timeframes)
+
+
+def pipeline_check_keys(timeframes: list[Timeframe]) -> list[dg.AssetCheckKey]:
+    """The SPEC §13.2 pipeline checks: failed ingest runs per timeframe, long runs and the engine's lag."""
+    return ([dg.AssetCheckKey(dg.AssetKey(ohlc_asset_name(tf)), C.INGEST_RUN_FAILURES) for tf in timeframes]
+            + [dg.AssetCheckKey(dg.AssetKey(PIPELINE_ASSET), n) for n in (C.LONG_RUNS, C.ENGINE_LAG)])
 
 
 def build_data_health_job(timeframes: list[Timeframe], freshness: list[dg.AssetChecksDefinition]
@@ -110,7 +126,8 @@ def build_data_health_job(timeframes: list[Timeframe], freshness: list[dg.AssetC
         DATA_HEALTH_JOB,
         selection=dg.AssetSelection.checks(*health_check_keys(timeframes, freshness)),
         description="Freshness (per symbol and per partition), completeness, aggregate and uniqueness checks on "
-                    "the stored candles.",
+                    "the stored candles; the pipeline checks (a failed ingest run in 24 h, a run over "
+                    "data.health.max_run_min, the engine behind the stored bars), each alerting through the outbox.",
         tags={"cryptotracker/kind": "health"},
     )
 

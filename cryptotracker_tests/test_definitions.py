@@ -15,7 +15,8 @@ from cryptotracker_assets.definitions import EnvironmentError_, build_definition
 from cryptotracker_assets.schedules import ohlc_run_requests
 
 OHLC = ("ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d")
-ENGINE = ("paper_trades", "scan_history", "portfolio_snapshots", "engine_state")
+ENGINE = ("paper_trades", "scan_history", "portfolio_snapshots", "engine_state", "limiter_state", "engine_ticks",
+          "notification_outbox")
 # Every asset and its upstream keys: the flow ohlc_1m → features_scan → scan_preview → the engine's four outputs,
 # market_regime feeding both; the engine's state of the previous day feeds the engine; boards read scan_history.
 ENGINE_UPSTREAM = {"scan_preview", "market_regime", "ohlc_1m", "engine_state"}
@@ -45,7 +46,8 @@ EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "gap_healing_schedule": ("gap_healing_job", "0 1 * * *"),
                       "retention_schedule": ("retention_job", "0 10 * * *"),
                       "features_schedule": ("features_job", "*/15 * * * *")}
-OHLC_CHECKS = {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_freshness", "ohlc_completeness",
+OHLC_CHECKS = {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_partition_completeness", "ohlc_freshness",
+               "ohlc_completeness",
                "ohlc_unique_keys", "freshness_check"}
 EXPECTED_CHECKS = {
     *{(tf, c) for tf in OHLC for c in OHLC_CHECKS}, ("ohlc_15m", "ohlc_aggregates"), ("ohlc_1h", "ohlc_aggregates"),
@@ -53,7 +55,11 @@ EXPECTED_CHECKS = {
     ("features_daily", "features_history"), ("market_regime", "regime_state_continuity"),
     ("scan_preview", "scan_rows_complete"), ("strategy_setups", "setup_ids_unique"),
     ("paper_trades", "ledger_invariants"), ("paper_trades", "replay_matches_ledger"),
+    # the SPEC §13.2 pipeline checks (data_health_job): failed ingest runs per timeframe, long runs, engine lag
+    *{(tf, "ingest_run_failures") for tf in OHLC}, ("engine_state", "long_runs"), ("engine_state", "engine_lag"),
 }
+PIPELINE_CHECKS = {*{(tf, "ingest_run_failures") for tf in OHLC}, ("engine_state", "long_runs"),
+                   ("engine_state", "engine_lag")}
 
 
 def test_definitions_expose_exactly_the_flow(tmp_env):
@@ -66,7 +72,8 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     consumed = set().union(*upstream.values())
     assert set(upstream) - consumed == {"features_15m", "features_daily", "universe", "effective_config",
                                         "data_gaps", "paper_trades", "portfolio_snapshots",
-                                        "strategy_setups", "readiness_board"}
+                                        "strategy_setups", "readiness_board", "limiter_state", "engine_ticks",
+                                        "notification_outbox"}
     jobs = {j.name: {k.to_user_string() for k in j.asset_layer.selected_asset_keys}
             for j in defs.resolve_all_job_defs() if j.name != "__ASSET_JOB"}
     assert jobs == EXPECTED_JOBS
@@ -74,10 +81,20 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     assert {n: (s.job_name, s.cron_schedule) for n, s in schedules.items()} == EXPECTED_SCHEDULES
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
     assert all(s.execution_timezone == "UTC" for s in schedules.values())
-    assert {s.name: s.job_name for s in defs.sensors} == {"paper_engine_sensor": "paper_engine_job"}
-    assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in defs.sensors)
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"paper_engine_sensor", "outbox_delivery_sensor"}
+    assert sensors["paper_engine_sensor"].job_name == "paper_engine_job"
+    assert sensors["paper_engine_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
+    # the outbox is delivered as soon as a daemon runs; it launches no runs
+    assert sensors["outbox_delivery_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert not sensors["outbox_delivery_sensor"].targets
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
+    health = {(k.asset_key.to_user_string(), k.name)
+              for k in defs.resolve_job_def("data_health_job").asset_layer.asset_graph.asset_check_keys}
+    assert PIPELINE_CHECKS <= health and not PIPELINE_CHECKS & {
+        (k.asset_key.to_user_string(), k.name) for j in ("main_job", "paper_engine_job", "ohlc_1m_job")
+        for k in defs.resolve_job_def(j).asset_layer.asset_graph.asset_check_keys}
     # ledger_invariants blocks (ERROR) the steps after the ledger in its run; the day audit (it replays whole days)
     # runs when a person materializes a past day with its checks, never in the tick nor in main_job
     inv = dg.AssetCheckKey(dg.AssetKey("paper_trades"), "ledger_invariants")

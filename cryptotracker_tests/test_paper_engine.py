@@ -18,6 +18,7 @@ from cryptotracker_assets.cli import main as cli
 from cryptotracker_assets.core.config import load_config
 from cryptotracker_assets.core.ledger import check_ledger, limit_violations
 from cryptotracker_assets.definitions import build_definitions
+from cryptotracker_assets.services.config_versions import versioned
 from cryptotracker_assets.services.engine_runner import run_tick
 from cryptotracker_assets.services.operator import read_ledger
 from cryptotracker_assets.storage.warehouse import Warehouse
@@ -56,7 +57,8 @@ def prepared(tmp_env, tmp_path, instance):
     job = subset_job(defs, *SCAN_INPUTS)
     for d in DAYS:
         assert job.execute_in_process(partition_key=d, instance=instance).success
-    return env, defs, load_config(str(user))
+    # the config as the runs saw it: with its recorded version (SPEC §0.3), which the stored scan rows carry
+    return env, defs, versioned(Warehouse(env["CRYPTOTRACKER_WAREHOUSE"]), load_config(str(user)), str(user))
 
 
 def table(wh: Warehouse, name: str) -> pd.DataFrame:
@@ -110,9 +112,10 @@ def test_tick_by_tick_equals_one_run(prepared, tmp_path):
 CHILD = """
 import sys, pandas as pd
 from cryptotracker_assets.core.config import load_config
+from cryptotracker_assets.services.config_versions import versioned
 from cryptotracker_assets.services.engine_runner import run_tick
 from cryptotracker_assets.storage.warehouse import Warehouse
-cfg = load_config(sys.argv[2])
+cfg = versioned(Warehouse(sys.argv[1]), load_config(sys.argv[2]), sys.argv[2])
 run_tick(Warehouse(sys.argv[1]), cfg, until=pd.Timestamp(sys.argv[3]), _crash_in_commit=sys.argv[4] == "crash")
 print("done")
 """
@@ -168,7 +171,8 @@ def test_engine_job_sensor_idempotent_and_checks(prepared, instance):
     again = job.execute_in_process(partition_key=DAYS[1], instance=instance)
     assert again.success
     mats = {m.asset_key.to_user_string(): m for m in again.asset_materializations_for_node("paper_engine")}
-    assert set(mats) == {"paper_trades", "scan_history", "portfolio_snapshots", "engine_state"}
+    assert set(mats) == {"paper_trades", "scan_history", "portfolio_snapshots", "engine_state", "limiter_state",
+                         "engine_ticks", "notification_outbox"}
     assert mats["paper_trades"].metadata["cycle_points"].value == 0
     assert_same(before, snapshot(wh))
     assert not limit_violations(__import__("cryptotracker_assets.core.engine", fromlist=["EngineState"])
@@ -222,7 +226,7 @@ def test_full_run_on_real_candles_through_dagster(tmp_env, tmp_path, instance, s
     env = {**tmp_env, "CRYPTOTRACKER_CONFIG": str(user), "CRYPTOTRACKER_MARKET_SOURCE": "files",
            "CRYPTOTRACKER_FILES_DIR": str(folder)}
     defs = build_definitions(env)
-    cfg = load_config(str(user))
+    cfg = versioned(Warehouse(env["CRYPTOTRACKER_WAREHOUSE"]), load_config(str(user)), str(user))
     days = [d.strftime("%Y-%m-%d") for d in pd.date_range("2018-01-10", "2018-01-30", freq="1D")]
     for d in days:
         assert defs.resolve_job_def("ohlc_5m_job").execute_in_process(partition_key=d, instance=instance).success

@@ -1,5 +1,5 @@
 """The project config as a resource: the file defaults merged with the user file (path given, never read from
-the environment here)."""
+the environment here), with its ``config_version`` when a warehouse is given (SPEC §0.3)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,34 @@ from pydantic import PrivateAttr
 
 from cryptotracker_assets.core.config import Config, load_config
 from cryptotracker_assets.core.universe import Universe
+from cryptotracker_assets.services.config_versions import origin_of, versioned
+
+from .warehouse import WarehouseResource
 
 
 class ProjectConfigResource(dg.ConfigurableResource):
-    """Effective config = cryptotracker_assets/config.yaml ⊕ ``user_config_path`` (CRYPTOTRACKER_CONFIG)."""
+    """Effective config = cryptotracker_assets/config.yaml ⊕ ``user_config_path`` (CRYPTOTRACKER_CONFIG).
+
+    With a ``warehouse``, :meth:`load` returns the config with its version from ``config_versions`` — recording
+    the next version first when the effective values are new (the defaults or the user file changed) — so every
+    row a run writes carries the version of the config it was computed under. The config is read once per run
+    (every asset of a run sees the same version). Without a warehouse it stays unversioned (version 0)."""
 
     user_config_path: str | None = None
+    warehouse: WarehouseResource | None = None
     _cfg: Config | None = PrivateAttr(default=None)
+
+    @property
+    def origin(self) -> str:
+        """What a recorded version names as its origin: the user config path, or ``config.yaml``."""
+        return origin_of(self.user_config_path)
 
     def load(self) -> Config:
         if self._cfg is None:
-            self._cfg = load_config(self.user_config_path or None)
+            cfg = load_config(self.user_config_path or None)
+            if self.warehouse is not None:
+                cfg = versioned(self.warehouse.get(), cfg, self.origin)
+            self._cfg = cfg
         return self._cfg
 
     def universe(self) -> Universe:

@@ -7,7 +7,8 @@ import pandas as pd
 from resources.config import ProjectConfigResource
 from resources.warehouse import WarehouseResource
 
-from ..core.config import format_trail_lock_report, raw_dict, trail_lock_report
+from ..core.config import format_trail_lock_report, trail_lock_report
+from ..services.config_versions import versioned
 from ..services.ingest import utc_now
 from .common import OWNERS, WAREHOUSE_POOL
 
@@ -15,20 +16,23 @@ GROUP = "config"
 
 
 @dg.asset(group_name=GROUP, pool=WAREHOUSE_POOL, kinds={"duckdb"},
-          description="The effective config (config.yaml ⊕ CRYPTOTRACKER_CONFIG) with its version and reports.")
+          description="The effective config (config.yaml ⊕ CRYPTOTRACKER_CONFIG) with its version (SPEC §0.3: one "
+                      "integer sequence in config_versions, +1 per distinct effective config) and reports.")
 def effective_config(project_config: ProjectConfigResource, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    wh = warehouse.get()
     cfg = project_config.load()
-    values = raw_dict(cfg)
-    fingerprint = cfg.fingerprint()
-    changed = warehouse.get().record_config_version(
-        cfg.config_version, fingerprint, project_config.user_config_path or "config.yaml", values, utc_now())
+    if project_config.warehouse is None:  # a resource without its warehouse: version it here
+        cfg = versioned(wh, cfg, project_config.origin, utc_now())
+    row = wh.config_version_row(cfg.config_version)
     report = trail_lock_report(cfg)
     return dg.MaterializeResult(
         metadata={
             "config_version": cfg.config_version,
-            "fingerprint": fingerprint[:16],
+            "content_hash": row.content_hash[:16],
+            "origin": row.origin,
+            "recorded_at": row.recorded_at.isoformat(),
+            "versions": len(wh.config_versions()),
             "user_config": project_config.user_config_path or "(none)",
-            "changed": changed,
             "trail_lock_report": dg.MetadataValue.md(format_trail_lock_report(report)),
             "trail_lock_cells": len(report),
         }

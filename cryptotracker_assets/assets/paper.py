@@ -1,6 +1,7 @@
-"""The paper engine in Dagster: one multi-asset whose four outputs — ``paper_trades``, ``scan_history``,
-``portfolio_snapshots`` and ``engine_state`` — one engine tick commits in ONE warehouse transaction, daily
-partitioned by the UTC day of the cycle point that wrote each row.
+"""The paper engine in Dagster: one multi-asset whose outputs — ``paper_trades``, ``scan_history``,
+``portfolio_snapshots``, ``engine_state``, ``limiter_state``, ``engine_ticks`` and ``notification_outbox`` — one
+engine tick commits in ONE warehouse transaction, daily partitioned by the UTC day of the cycle point that wrote
+each row. The tick sends nothing itself: its messages wait in the outbox for the outbox delivery sensor.
 
 Partition semantics: materializing today appends the new cycle points to today's partition; history is
 append-only (SPEC §0.5), so materializing a past, fully processed day writes nothing — its ``replay_matches_ledger``
@@ -13,19 +14,23 @@ import dagster as dg
 import pandas as pd
 
 from resources.config import ProjectConfigResource
-from resources.notifier import Notifier
 from resources.warehouse import WarehouseResource
 
 from ..core.common import utc_days
-from ..core.engine import EngineState
+from ..core.engine import EngineInputError, EngineState
+from ..core.engine_audit import AuditReport
+from ..core.engine_records import note_text
 from ..core.engine_schemas import EngineStateSchema, LedgerSchema, SnapshotSchema, validate_engine_outputs
 from ..core.ledger import check_ledger, limit_violations
+from ..core.record_schemas import LimiterSchema, OutboxSchema, TickSchema
 from ..core.setup_schemas import ScanHistorySchema
 from ..core.watermarks import derived_span
 from ..partitions import daily_partitions
+from ..services.config_versions import config_of_day
 from ..services.engine_runner import EngineRunError, audit_day, engine_points_per_day, run_tick
 from ..services.operator import read_ledger
-from ..storage.warehouse import ENGINE_STATE_TABLE, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE
+from ..storage.warehouse import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, OUTBOX_TABLE, SCAN_HISTORY_TABLE,
+                                 SNAPSHOTS_TABLE, TICKS_TABLE)
 from .common import (OWNERS, WAREHOUSE_POOL, json_counts, lookback_dep, markdown_table, ohlc_asset_name,
                      partition_window, previous_day_dep, table_schema)
 
@@ -33,7 +38,8 @@ GROUP = "paper"
 LEDGER_INVARIANTS = "ledger_invariants"  # ERROR, blocking: a ledger row or a limit breaks SPEC §4–§7
 REPLAY_MATCHES_LEDGER = "replay_matches_ledger"  # ERROR: a replay of the day differs from the stored rows
 ENGINE_TAG = "cryptotracker/engine"
-ENGINE_OUTPUTS = (LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, ENGINE_STATE_TABLE)
+ENGINE_OUTPUTS = (LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, ENGINE_STATE_TABLE, LIMITER_TABLE, TICKS_TABLE,
+                  OUTBOX_TABLE)
 
 _DESCRIPTIONS = {
     LEDGER_TABLE: "Paper-trading fills and closes (the ledger, SPEC §5.3): one BUY row per fill and one SELL row per "
@@ -44,9 +50,16 @@ _DESCRIPTIONS = {
                      "equity, realised and unrealised P&L, open count; append-only.",
     ENGINE_STATE_TABLE: "The engine's state (positions, pending orders, protection, shift state, cursor) at the end "
                         "of the last processed cycle point of each UTC day; the newest row is the live state.",
+    LIMITER_TABLE: "The per-symbol loss limiter (SPEC §8.3): stop count, cooldown and ban of every symbol that had a "
+                   "close, at the end of the last processed cycle point of each UTC day.",
+    TICKS_TABLE: "One row per committed tick: tick id, cycle points processed, watermark of the bars read, config "
+                 "version, commit time and row counts — which ticks a late or revised bar could have affected.",
+    OUTBOX_TABLE: "Every message the engine wants to send (PANIC, gates, no-data closes, trades), queued in the "
+                  "tick's own commit and delivered at least once by the outbox_delivery sensor, each with its id.",
 }
 _SCHEMAS = {LEDGER_TABLE: LedgerSchema, SCAN_HISTORY_TABLE: ScanHistorySchema, SNAPSHOTS_TABLE: SnapshotSchema,
-            ENGINE_STATE_TABLE: EngineStateSchema}
+            ENGINE_STATE_TABLE: EngineStateSchema, LIMITER_TABLE: LimiterSchema, TICKS_TABLE: TickSchema,
+            OUTBOX_TABLE: OutboxSchema}
 
 
 def _refuse_after_failed_invariants(context: dg.AssetExecutionContext) -> None:
@@ -63,6 +76,16 @@ def _refuse_after_failed_invariants(context: dg.AssetExecutionContext) -> None:
             allow_retries=False)
 
 
+def _audit(wh, cfg, day: pd.Timestamp) -> AuditReport:
+    """The day's audit; scan rows the engine refuses (e.g. recomputed under another config version since) fail
+    the day naming why, instead of failing the check's step."""
+    try:
+        return audit_day(wh, cfg, day)
+    except EngineInputError as exc:
+        return AuditReport(day=day, cycle_points=0, passed=False, compared={},
+                           first_difference=f"the day cannot be replayed on the rows stored now: {exc}")
+
+
 def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
     base_key = dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe))
     trades_key = dg.AssetKey(LEDGER_TABLE)
@@ -77,11 +100,12 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
               previous_day_dep(dg.AssetKey(ENGINE_STATE_TABLE))],
         backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL,
         description="One paper-engine tick (SPEC §3.1) over the unprocessed cycle points of the partition window, "
-                    "on the stored scan_preview and market_regime rows; ledger rows, scan history, snapshots and "
-                    "the state committed in one transaction.",
+                    "on the stored scan_preview and market_regime rows; ledger rows, scan history, snapshots, "
+                    "the state, the limiter state, the tick record and the outbox messages committed in one "
+                    "transaction.",
     )
     def paper_engine(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
-                     warehouse: WarehouseResource, notifier: Notifier):
+                     warehouse: WarehouseResource):
         _refuse_after_failed_invariants(context)
         cfg_ = project_config.load()
         start, end = partition_window(context)
@@ -90,11 +114,8 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
         except EngineRunError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         out = result.outputs
-        for note in out.notifications:
-            if note.get("kind") in ("opened", "closed") and not cfg_.notifications.trade_events:
-                context.log.info(note_text(note))  # #trades gets them only with notifications.trade_events
-                continue
-            notifier.send(channel_key(note), note_text(note))
+        for note in result.log_only:  # no channel, or trade events without notifications.trade_events
+            context.log.info(note_text(note))
         per_day = dg.MetadataValue.json(engine_points_per_day(result))
         sells = out.ledger_rows[out.ledger_rows["side"] == "SELL"] if len(out.ledger_rows) else out.ledger_rows
         common = {"cycle_points": result.processed, "cycle_points_per_day": per_day,
@@ -116,6 +137,13 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
         yield dg.MaterializeResult(asset_key=dg.AssetKey(SNAPSHOTS_TABLE), metadata={
             **common, "new_rows": len(out.snapshots),
             "mark_equity": float(out.snapshots["equity"].iloc[-1]) if len(out.snapshots) else None})
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(LIMITER_TABLE), metadata={
+            **common, "symbols": sum(len(d.limiter) for d in result.days[-1:] if d.limiter is not None),
+            "days_written": len(result.days)})
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(TICKS_TABLE), metadata={
+            **common, "tick_id": result.tick_id, "watermark": str(out.watermark)})
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(OUTBOX_TABLE), metadata={
+            **common, "queued": result.messages, "log_only": len(result.log_only)})
 
     @dg.asset_check(asset=trades_key, name=LEDGER_INVARIANTS, blocking=True, partitions_def=daily_partitions,
                     pool=WAREHOUSE_POOL,
@@ -147,9 +175,11 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
     def replay_matches_ledger(context: dg.AssetCheckExecutionContext, project_config: ProjectConfigResource,
                               warehouse: WarehouseResource):
         cfg_ = project_config.load()
+        wh = warehouse.get()
         tw = context.op_execution_context.partition_time_window
         start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
-        reports = [audit_day(warehouse.get(), cfg_, d) for d in utc_days(start, end)]
+        # each day is replayed under the config version it ran with (SPEC §0.3), not the one loaded now
+        reports = [_audit(wh, config_of_day(wh, cfg_, d), d) for d in utc_days(start, end)]
         failed = [r for r in reports if not r.passed]
         table = pd.DataFrame([{"day": f"{r.day:%Y-%m-%d}", "cycle_points": r.cycle_points, "passed": r.passed,
                                "first_difference": r.first_difference or ""} for r in reports])
@@ -161,13 +191,3 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
 
     return paper_engine, [ledger_invariants, replay_matches_ledger]
 
-
-def channel_key(note: dict) -> str:
-    ch = str(note.get("channel", "trades")).lstrip("#")
-    return {"system-alerts": "alerts", "ml-signals": "signals"}.get(ch, ch if ch in ("trades", "reports", "alerts",
-                                                                                       "signals") else "trades")
-
-
-def note_text(note: dict) -> str:
-    fields = ", ".join(f"{k}={v}" for k, v in note.items() if k not in ("channel",))
-    return f"{note.get('kind', 'event')}: {fields}"

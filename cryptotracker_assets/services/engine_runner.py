@@ -4,7 +4,10 @@ A **tick** reads, in one read transaction, the committed state, the ledger, the 
 ``scan_preview`` and ``market_regime`` rows of the unprocessed cycle points and the base bars the exits need; it
 refuses scan / regime rows older than the bars they were computed from; it folds the engine over the cycle points
 day by day and commits ledger rows (``paper_trades``), ``scan_history``, ``portfolio_snapshots`` and the state of
-every UTC day it touched in ONE write transaction (SPEC §0.5, §7.2).
+every UTC day it touched — with its limiter state, the messages it wants to send (the outbox, delivered later by a
+sensor of its own) and a record of the tick — in ONE write transaction (SPEC §0.5, §7.2). Ledger, scan and snapshot
+rows are idempotent on their keys: a replay of committed cycle points after an engine-state reset stores nothing
+twice, and a different row under a stored key fails the commit.
 
 An **audit** replays one UTC day from the state stored at the end of the day before, on the bars, scan rows and
 events stored now, and compares the replay with the rows the live ticks stored (SPEC §16: re-materializing a past
@@ -24,8 +27,10 @@ from ..core.config import Config
 from ..core.engine import (BarStore, EngineInputs, EngineOutputs, EngineState, ManualClose, next_cycle_points,
                            run_engine)
 from ..core.engine_audit import AuditReport, compare_replay, concat_outputs, no_outputs
+from ..core.engine_records import TickRecord, limiter_rows, outbox_rows
 from ..core.ledger import limit_violations
 from ..core.protection import OperatorAction, OperatorEvent
+from ..core.record_schemas import validate_records
 from ..core.universe import Universe
 from ..core.watermarks import derived_span, watermarks_from_frame
 from ..storage.warehouse import (DayState, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, Warehouse)
@@ -46,6 +51,9 @@ class TickResult:
     state: EngineState  # after the last processed cycle point
     previous_cursor: pd.Timestamp | None
     days: tuple[DayState, ...]  # the state rows committed, one per UTC day touched
+    tick_id: int | None = None  # the tick record's id (None: nothing to process, nothing committed)
+    log_only: tuple = ()  # the notes that go to the run's log only (no channel, or trade events switched off)
+    messages: int = 0  # messages queued in the outbox
 
     @property
     def processed(self) -> int:
@@ -98,7 +106,10 @@ def _read_inputs(wh: Warehouse, cfg: Config, points: pd.DatetimeIndex, state: En
     scan = wh.read_slice(SCAN_PREVIEW_TABLE, "timestamp", points[0], end, con=con)
     regime = wh.read_slice(REGIME_TABLE, "timestamp", points[0], end, con=con)
     marks = wh.bar_watermarks(cfg.engine.base_timeframe, points[0] - derived_span(cfg), points[-1], con=con)
-    ledger = read_ledger(wh, con=con)
+    # The ledger as of the state: rows of cycle points up to the cursor. Rows after it exist only after an
+    # engine-state reset; the re-run recomputes them (stored again as no-ops, or refused when they differ) and
+    # never counts their realised P&L twice.
+    ledger = read_ledger(wh, None, points[0], con=con)
     events = events_from(wh.operator_events(con=con))
     bars = _exit_bars(wh, cfg, state, points[0], points[-1], con)
     current = watermarks_from_frame(points, marks, derived_span(cfg))
@@ -140,7 +151,8 @@ def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[
         if len(out.ledger_rows):
             ledger = pd.concat([ledger, out.ledger_rows], ignore_index=True) if len(ledger) else out.ledger_rows
         days.append(DayState(day=day, cursor=state.cursor, state_json=state.to_json(), watermark=state.watermark,
-                             config_version=cfg.config_version))
+                             config_version=cfg.config_version,
+                             limiter=limiter_rows(day, state.cursor, state.protection.limiter)))
     return state, outs, days
 
 
@@ -188,16 +200,23 @@ def run_tick(
     violations = limit_violations(new_state.open_counts(), cfg)
     if violations:
         raise EngineRunError(f"paper engine: limits exceeded after the tick: {violations}")
+    outbox, log_only = outbox_rows(out.notifications, cfg)
+    tick = TickRecord(first_cycle_point=points[0], last_cycle_point=points[-1], cycle_points=len(points),
+                      watermark=out.watermark, config_version=cfg.config_version, ledger_rows=len(out.ledger_rows),
+                      scan_rows=len(out.scan_rows), messages=len(outbox))
+    committed_at = now if now is not None else pd.Timestamp.now(tz="UTC")
     if validate is not None:
         validate(out, days)
+        validate_records(tick.frame(1, committed_at), outbox, [d.limiter for d in days])
     if before_commit is not None:
         before_commit()
-    wh.commit_tick(
+    tick_id = wh.commit_tick(
         {LEDGER_TABLE: out.ledger_rows, SCAN_HISTORY_TABLE: out.scan_rows, SNAPSHOTS_TABLE: out.snapshots},
-        states=days, previous_cursor=cursor,
-        committed_at=now if now is not None else pd.Timestamp.now(tz="UTC"), _crash_before_commit=_crash_in_commit,
+        states=days, previous_cursor=cursor, committed_at=committed_at, tick=tick, outbox=outbox,
+        _crash_before_commit=_crash_in_commit,
     )
-    return TickResult(outputs=out, state=new_state, previous_cursor=cursor, days=tuple(days))
+    return TickResult(outputs=out, state=new_state, previous_cursor=cursor, days=tuple(days), tick_id=tick_id,
+                      log_only=tuple(log_only), messages=len(outbox))
 
 
 def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> AuditReport:

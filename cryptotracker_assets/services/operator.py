@@ -59,6 +59,42 @@ def latest_marks(wh: Warehouse, cfg: Config, symbols: list[str]) -> tuple[dict[s
     return marks, newest
 
 
+def first_cycle_point_after(t: pd.Timestamp, cfg: Config) -> pd.Timestamp:
+    """The first cycle point T > t (SPEC §0.2: an event stamped at e acts from it)."""
+    step = pd.Timedelta(minutes=cfg.engine.cycle_min)
+    return pd.Timestamp(t).tz_convert("UTC").floor(step) + step
+
+
+@dataclass(frozen=True)
+class AppliedOperator:
+    """What the engine applied (from its stored state, not the event table): paused or not, by whom, why, the
+    event's stamp and the first cycle point it acted on; ``pending``: events stamped at or after the engine's
+    cursor, not applied yet, each with the cycle point it will act from."""
+
+    paused: bool
+    who: str | None
+    why: str | None
+    since: pd.Timestamp | None
+    applied_from: pd.Timestamp | None
+    pending: pd.DataFrame
+
+
+def applied_operator(engine_row: dict | None, events: pd.DataFrame, cfg: Config) -> AppliedOperator:
+    from ..core.engine import EngineState
+
+    op = EngineState.from_json(engine_row["state_json"]).protection.operator if engine_row else None
+    cursor = pd.Timestamp(engine_row["cursor"]).tz_convert("UTC") if engine_row else None
+    times = pd.to_datetime(events["event_time"], utc=True) if len(events) else pd.Series([], dtype="datetime64[ns, UTC]")
+    pending = events.loc[times >= cursor].copy() if cursor is not None else events.copy()
+    if len(pending):
+        pending["acts_from"] = [first_cycle_point_after(t, cfg) for t in pd.to_datetime(pending["event_time"],
+                                                                                          utc=True)]
+    since = op.since if op is not None else None
+    return AppliedOperator(paused=bool(op and op.paused), who=op.who if op else None, why=op.why if op else None,
+                           since=since, applied_from=first_cycle_point_after(since, cfg) if since is not None else None,
+                           pending=pending.reset_index(drop=True))
+
+
 @dataclass(frozen=True)
 class Status:
     ledger: pd.DataFrame
@@ -66,7 +102,15 @@ class Status:
     marks: dict[str, float]
     as_of: pd.Timestamp | None
     engine: dict | None
-    paused: bool
+    operator: AppliedOperator
+    ticks: pd.DataFrame  # the last tick records
+    limiter: pd.DataFrame  # symbols the limiter holds now
+    undelivered: int  # outbox messages not delivered yet
+
+    @property
+    def paused(self) -> bool:
+        """Entries paused as the engine applied it (a pause recorded after the cursor is pending, not applied)."""
+        return self.operator.paused
 
 
 def load_status(wh: Warehouse, cfg: Config) -> Status:
@@ -76,11 +120,15 @@ def load_status(wh: Warehouse, cfg: Config) -> Status:
     missing = [s for s in syms if s not in marks]
     if missing:
         raise OperatorError(f"no stored bars to mark open positions on {missing}")
-    events = wh.operator_events()
-    pauses = events[events["action"].isin(["pause", "resume"])]
-    paused = bool(len(pauses)) and pauses.iloc[-1]["action"] == "pause"
-    return Status(ledger=ledger, positions=open_positions(ledger, marks), marks=marks, as_of=as_of,
-                  engine=wh.engine_state(), paused=paused)
+    with wh.snapshot() as con:
+        engine = wh.engine_state(con=con)
+        events = wh.operator_events(con=con)
+        ticks = wh.engine_ticks(last=5, con=con)
+        limiter = wh.limiter_state(con=con)
+        undelivered = wh.undelivered_count(con=con)
+    return Status(ledger=ledger, positions=open_positions(ledger, marks), marks=marks, as_of=as_of, engine=engine,
+                  operator=applied_operator(engine, events, cfg), ticks=ticks, limiter=limiter,
+                  undelivered=undelivered)
 
 
 def performance_summary(status: Status, cfg: Config):

@@ -5,22 +5,56 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import duckdb
 import pandas as pd
 
 from ..core.config import Timeframe
 from .base import (WarehouseError, check_ident, insert_frame, ohlc_table, query_df, scalar, slice_where,
                    table_columns, table_exists, to_utc_ns, SliceWrite)
 
+CONFIG_VERSIONS_TABLE = "config_versions"
+# SPEC §0.3: one integer sequence, +1 per distinct effective config; each row keeps its content hash (the SHA-256
+# of the effective values, ``Config.fingerprint``), its origin and the values themselves (a replay rebuilds the
+# config that was in force from them). The primary key makes two writers that saw the same latest row conflict.
 CONFIG_VERSIONS_DDL = """
 CREATE TABLE IF NOT EXISTS config_versions (
-    config_version BIGINT      NOT NULL,
-    fingerprint    VARCHAR     NOT NULL,
-    source         VARCHAR,
+    config_version BIGINT      PRIMARY KEY,
+    content_hash   VARCHAR     NOT NULL,
+    origin         VARCHAR     NOT NULL,
     values_json    VARCHAR     NOT NULL,
     recorded_at    TIMESTAMPTZ NOT NULL
 )
 """
+LEGACY_CONFIG_VERSIONS_TABLE = "config_versions_unversioned"
+# A version-number conflict between two writers is retried this many times (each retry re-reads the latest row).
+CONFIG_VERSION_ATTEMPTS = 5
+
+
+def create_config_versions(con) -> None:
+    """Create ``config_versions``. A table written before versions were numbered (every row version 0, no key)
+    is kept, renamed to ``config_versions_unversioned``; the sequence starts at 1."""
+    if table_exists(con, CONFIG_VERSIONS_TABLE) and "origin" not in table_columns(con, CONFIG_VERSIONS_TABLE):
+        con.execute(f"ALTER TABLE {CONFIG_VERSIONS_TABLE} RENAME TO {LEGACY_CONFIG_VERSIONS_TABLE}")
+    con.execute(CONFIG_VERSIONS_DDL)
+
+
+@dataclass(frozen=True)
+class ConfigVersion:
+    """One row of ``config_versions``."""
+
+    config_version: int
+    content_hash: str
+    origin: str
+    values: dict
+    recorded_at: pd.Timestamp
+    created: bool = False  # True when this call recorded it
+
+
+def _config_version(row) -> ConfigVersion:
+    v, h, o, values, at = row
+    return ConfigVersion(int(v), h, o, json.loads(values), pd.Timestamp(at).tz_convert("UTC"))
 
 
 def _same_columns(con, table: str, df: pd.DataFrame) -> None:
@@ -156,19 +190,40 @@ class TablesMixin:
 
     # --- config versions ---------------------------------------------------------------------------------------
 
-    def record_config_version(self, config_version: int, fingerprint: str, source: str, values: dict,
-                              now: pd.Timestamp) -> bool:
-        """Record the effective config unless the latest recorded one has the same fingerprint; True if new."""
-        with self.transaction() as con:
-            con.execute(CONFIG_VERSIONS_DDL)
-            rows = con.execute(
-                "SELECT fingerprint FROM config_versions ORDER BY recorded_at DESC LIMIT 1").fetchall()
-            if rows and rows[0][0] == fingerprint:
-                return False
-            con.execute("INSERT INTO config_versions VALUES (?, ?, ?, ?, ?)",
-                        [config_version, fingerprint, source, json.dumps(values, sort_keys=True),
-                         now.to_pydatetime()])
-        return True
+    def config_version_for(self, content_hash: str, origin: str, values: dict, now: pd.Timestamp) -> ConfigVersion:
+        """The version of the effective config with ``content_hash``: the latest recorded version when its hash is
+        the same, else the next integer (1 for the first), recorded with its origin and values — in ONE write
+        transaction. Two writers that read the same latest row conflict on the key; the loser re-reads and finds
+        the winner's row (same content: its version, nothing recorded twice)."""
+        payload = json.dumps(values, sort_keys=True)
+        for attempt in range(CONFIG_VERSION_ATTEMPTS):
+            try:
+                with self.transaction() as con:
+                    rows = con.execute(f"SELECT * FROM {CONFIG_VERSIONS_TABLE} "
+                                       "ORDER BY config_version DESC LIMIT 1").fetchall()
+                    if rows and rows[0][1] == content_hash:
+                        return _config_version(rows[0])
+                    version = int(rows[0][0]) + 1 if rows else 1
+                    con.execute(f"INSERT INTO {CONFIG_VERSIONS_TABLE} VALUES (?, ?, ?, ?, ?)",
+                                [version, content_hash, origin, payload, pd.Timestamp(now).to_pydatetime()])
+                return ConfigVersion(version, content_hash, origin, json.loads(payload),
+                                     pd.Timestamp(now).tz_convert("UTC"), created=True)
+            except (duckdb.ConstraintException, duckdb.TransactionException):
+                if attempt == CONFIG_VERSION_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def config_version_row(self, version: int) -> ConfigVersion | None:
+        """The recorded row of ``version`` (its values rebuild the config that was in force), or None."""
+        with self.connect(read_only=True) as con:
+            rows = con.execute(f"SELECT * FROM {CONFIG_VERSIONS_TABLE} WHERE config_version = ?",
+                               [int(version)]).fetchall()
+        return _config_version(rows[0]) if rows else None
+
+    def config_versions(self) -> pd.DataFrame:
+        """Every recorded version, oldest first (values as JSON text)."""
+        with self.connect(read_only=True) as con:
+            return query_df(con, f"SELECT * FROM {CONFIG_VERSIONS_TABLE} ORDER BY config_version")
 
     # --- what is stored ----------------------------------------------------------------------------------------
 
@@ -203,6 +258,59 @@ class TablesMixin:
                                  "first_bar": pd.Timestamp(first).tz_convert("UTC"),
                                  "last_bar": pd.Timestamp(last).tz_convert("UTC"), "suspect": None, "rejects": None})
         return pd.DataFrame(rows, columns=["table", "symbols", "bars", "first_bar", "last_bar", "suspect", "rejects"])
+
+
+def append_keyed(con, table: str, df: pd.DataFrame, key: Sequence[str], *, prune: str | None = None,
+                 compare: bool = True) -> int:
+    """Append ``df`` to ``table`` inside an open transaction, idempotent on ``key`` (SPEC §5.3): a row whose key is
+    stored and whose values are identical is skipped (committing it again is a no-op); a row whose key is stored
+    with different values raises naming the key and the columns (``compare=False``: stored keys are skipped
+    whatever the values, for rows that are queued, not history). ``prune``: a time column that equal keys share,
+    used to read only the stored rows in the frame's time range. Returns the rows inserted."""
+    if df is None or df.empty:
+        return 0
+    frame = to_utc_ns(df.copy(), list(df.columns))
+    cols = [check_ident(c) for c in key]
+    dup = frame.duplicated(list(key), keep=False)
+    if dup.any():
+        first = frame.loc[dup, list(key)].iloc[0].to_dict()
+        raise WarehouseError(f"{table}: the rows to store repeat the key {first}")
+    if not table_exists(con, table):
+        insert_frame(con, table, frame)
+        return len(frame)
+    _same_columns(con, table, frame)
+    on = " AND ".join(f"s.{c} = i.{c}" for c in cols)
+    where = "TRUE"
+    params: list = []
+    if prune is not None:
+        where = f"s.{check_ident(prune)} >= ? AND s.{prune} <= ?"
+        params = [frame[prune].min().to_pydatetime(), frame[prune].max().to_pydatetime()]
+    if prune is not None and not scalar(con, f"SELECT count(*) FROM {table} s WHERE {where}", params):
+        insert_frame(con, table, frame, create=False)  # nothing stored in the frame's time range: no key to meet
+        return len(frame)
+    con.register("_incoming", frame)
+    try:
+        stored_keys = query_df(con, f"SELECT i.* FROM _incoming i JOIN {table} s ON {on} WHERE {where}", params)
+        if len(stored_keys) and compare:
+            others = [check_ident(c) for c in frame.columns if c not in key]
+            differs = " OR ".join(f"s.{c} IS DISTINCT FROM i.{c}" for c in others) or "FALSE"
+            bad = query_df(con, f"SELECT {', '.join('i.' + c for c in cols)}, "
+                                f"{', '.join(f'(s.{c} IS DISTINCT FROM i.{c}) AS d_{c}' for c in others)} "
+                                f"FROM _incoming i JOIN {table} s ON {on} WHERE {where} AND ({differs}) LIMIT 1",
+                           params)
+            if len(bad):
+                r = bad.iloc[0]
+                which = [c for c in others if bool(r[f"d_{c}"])]
+                raise WarehouseError(
+                    f"{table}: a stored row has the key {({c: r[c] for c in cols})} with other values in {which} "
+                    f"(an engine-state reset or a second writer?); refusing to store a second version")
+        if len(stored_keys) == len(frame):
+            return 0
+        con.execute(f"INSERT INTO {table} BY NAME SELECT i.* FROM _incoming i "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {on} AND {where})", params)
+    finally:
+        con.unregister("_incoming")
+    return len(frame) - len(stored_keys)
 
 
 def append_frame(con, table: str, df: pd.DataFrame) -> None:

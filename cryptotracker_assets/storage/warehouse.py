@@ -2,7 +2,8 @@
 
 All SQL of the project lives in this package: :mod:`.base` (connections, transactions, snapshots),
 :mod:`.bars` (candles, rejects, gaps), :mod:`.tables` (derived tables, retention, config versions, the summary)
-and :mod:`.engine` (the engine's state, its one-transaction tick commit, the ledger and operator events).
+and :mod:`.engine` (the engine's state, its one-transaction tick commit, the ledger and operator events) and :mod:`.outbox`
+(the notification outbox).
 """
 
 from __future__ import annotations
@@ -10,27 +11,34 @@ from __future__ import annotations
 from .bars import OHLC_DDL, BarsMixin, create_bar_tables
 from .base import (SliceWrite, WarehouseBase, WarehouseError, WarehouseLockedError, check_ident, ohlc_table,
                    slice_where)
-from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, DayState,
-                     EngineTablesMixin, create_engine_tables)
-from .tables import CONFIG_VERSIONS_DDL, TablesMixin
+from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE,
+                     TICKS_TABLE, DayState, EngineTablesMixin, create_engine_tables)
+from .outbox import OUTBOX_TABLE, OutboxMixin
+from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin, create_config_versions
 
 
-class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, WarehouseBase):
+class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, WarehouseBase):
     """A DuckDB file (or ``:memory:`` for tests that need one process only): see the package modules."""
 
     def _ensure_schema(self, con) -> None:
         create_bar_tables(con)
         create_engine_tables(con)
-        con.execute(CONFIG_VERSIONS_DDL)
+        create_config_versions(con)
 
 
 __all__ = [
+    "CONFIG_VERSIONS_DDL",
+    "CONFIG_VERSIONS_TABLE",
+    "ConfigVersion",
     "DayState",
     "ENGINE_STATE_TABLE",
     "LEDGER_TABLE",
+    "LIMITER_TABLE",
+    "OUTBOX_TABLE",
     "OHLC_DDL",
     "SCAN_HISTORY_TABLE",
     "SNAPSHOTS_TABLE",
+    "TICKS_TABLE",
     "SliceWrite",
     "Warehouse",
     "WarehouseError",

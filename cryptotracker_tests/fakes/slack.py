@@ -1,0 +1,84 @@
+"""A small fake Slack Web API on 127.0.0.1 for the real slack_sdk client (``SlackNotifier(base_url=...)``):
+``POST /api/chat.postMessage`` with a JSON or form body, answered with the shared wire-format fixture
+(``slack_post_message_ok.json``) or, while ``error`` is set, with ``{"ok": false, "error": ...}`` (HTTP 200, as
+Slack answers a refused post)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+
+class FakeSlack:
+    """Records every ``chat.postMessage`` (channel, text, auth) and answers ok (``posts``), or ``error``
+    (``refused``)."""
+
+    def __init__(self, ok_body: dict, error: str | None = None):
+        self.ok_body = ok_body
+        self.error = error
+        self.posts: list[dict] = []  # the posts answered ok
+        self.refused: list[dict] = []  # the posts answered with ``error``
+        self.on_post = None  # called with each accepted post before it is answered (tests: "meanwhile, …")
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                fake._handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @classmethod
+    def from_fixtures(cls, fixtures_dir: Path, error: str | None = None) -> "FakeSlack":
+        return cls(json.loads((fixtures_dir / "slack_post_message_ok.json").read_text()), error)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+
+    @property
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [p["text"] for p in self.posts]
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handle(self, handler) -> None:
+        raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)).decode()
+        if handler.path != "/api/chat.postMessage":
+            return self._answer(handler, 404, {"ok": False, "error": "unknown_method"})
+        if "json" in (handler.headers.get("Content-Type") or ""):
+            body = json.loads(raw)
+        else:
+            body = {k: v[0] for k, v in parse_qs(raw).items()}
+        post = {"channel": body.get("channel"), "text": body.get("text"), "auth": handler.headers.get("Authorization")}
+        with self._lock:
+            if self.error is not None:
+                self.refused.append(post)
+                return self._answer(handler, 200, {"ok": False, "error": self.error})
+            self.posts.append(post)
+        if self.on_post is not None:
+            self.on_post(post)
+        self._answer(handler, 200, {**self.ok_body, "channel": body.get("channel")})
+
+    @staticmethod
+    def _answer(handler, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json; charset=utf-8")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)

@@ -1,0 +1,38 @@
+"""The outbox delivery sensor: sends what the engine (and the pipeline checks) queued in ``notification_outbox``
+through the notifier, at least once, each message carrying its id. Runs in the daemon, launches no runs."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from cryptotracker_assets.services.outbox import deliver
+from cryptotracker_assets.storage.warehouse import Warehouse, WarehouseLockedError
+from resources.notifier import Notifier
+from resources.warehouse import WarehouseResource
+
+OUTBOX_SENSOR = "outbox_delivery_sensor"
+
+
+def make_outbox_sensor(minimum_interval_seconds: int = 30, lock_wait_s: float = 5.0,
+                       batch: int = 100) -> dg.SensorDefinition:
+    """Every ``minimum_interval_seconds`` a delivery pass over at most ``batch`` messages. A warehouse busy for
+    longer than ``lock_wait_s`` (a tick committing) when the pass starts skips this evaluation; the next one
+    delivers. A message once sent is marked delivered with the warehouse's full lock wait (never re-sent because
+    the file was busy for a moment)."""
+
+    @dg.sensor(name=OUTBOX_SENSOR, minimum_interval_seconds=minimum_interval_seconds,
+               default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Delivers the notification outbox (PANIC, gates, no-data closes, trades, pipeline "
+                           "checks) through the notifier, at least once; a failed send stays queued and is retried.")
+    def outbox_delivery_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                               notifier: Notifier):
+        wh = Warehouse(warehouse.path, lock_timeout_s=lock_wait_s)
+        try:
+            result = deliver(wh, notifier.send, limit=batch, marks=warehouse.get())
+        except WarehouseLockedError as exc:
+            return dg.SkipReason(f"warehouse busy, delivery on the next evaluation ({exc})")
+        for mid, error in result.failed.items():
+            context.log.warning(f"outbox: {mid} not delivered: {error}")
+        return dg.SkipReason(f"outbox: {result.summary()}")
+
+    return outbox_delivery_sensor
