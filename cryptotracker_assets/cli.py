@@ -188,7 +188,8 @@ def _print_engine_records(st) -> None:
             "committed": t["committed_at"].map(_ts), "ledger rows": t["ledger_rows"], "messages": t["messages"]})
         print(f"last {len(t)} tick(s):")
         print(shown.to_string(index=False))
-    print(f"outbox: {st.undelivered} message(s) not delivered yet")
+    hint = " (the outbox_delivery_sensor sends them once a Dagster daemon runs: `make ui`)" if st.undelivered else ""
+    print(f"outbox: {st.undelivered} message(s) not delivered yet{hint}")
 
 
 def _print_positions(st) -> None:
@@ -304,9 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warehouse", help="DuckDB file (default: $CRYPTOTRACKER_WAREHOUSE)")
     p.set_defaults(func=cmd_data)
 
+    from .replay_cli import add_replay_parser
     from .simulate_cli import add_simulate_parser
 
     add_simulate_parser(sub)
+    add_replay_parser(sub)
     return parser
 
 

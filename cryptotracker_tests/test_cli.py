@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cryptotracker_assets.cli import main
@@ -47,6 +48,21 @@ def test_demo_materializes_and_prints_the_stored_table(tmp_env):
     summary = Warehouse(tmp_env["CRYPTOTRACKER_WAREHOUSE"]).summary().set_index("table")
     assert summary.loc["ohlc_1m", "symbols"] == 3 and summary.loc["ohlc_1m", "bars"] > 1440 * 3
     assert summary.loc["ohlc_1d", "bars"] == 3  # one complete day × 3 symbols (today's 1d bar is not closed)
+    # issue 10: the backtest over the demo window reproduces the live ledger exactly (the same engine, one path)
+    from cryptotracker_assets.services.operator import read_ledger
+
+    live = Warehouse(tmp_env["CRYPTOTRACKER_WAREHOUSE"])
+    first = live.read_sql("SELECT min(cycle_point) AS t FROM portfolio_snapshots")["t"].iloc[0]
+    last = live.engine_state()["cursor"]
+    out_path = Path(tmp_env["CRYPTOTRACKER_WAREHOUSE"]).with_name("backtest.duckdb")
+    proc = subprocess.run([str(BIN / "cryptotracker"), "replay", "--from", f"{first:%Y-%m-%d}", "--to",
+                           f"{last:%Y-%m-%d}", "--out", str(out_path), "--require-parity", "--quiet"],
+                          capture_output=True, text=True, env=env, cwd=PROJECT_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 differences (identical, bit for bit)" in proc.stdout, proc.stdout
+    replayed = read_ledger(Warehouse(out_path))
+    assert len(replayed) > 0
+    pd.testing.assert_frame_equal(read_ledger(live), replayed, check_exact=True)
 
 
 @pytest.mark.slow

@@ -121,7 +121,7 @@ def _read_inputs(wh: Warehouse, cfg: Config, points: pd.DatetimeIndex, state: En
     return _Inputs(state, cursor, ledger, events, scan, regime, bars)
 
 
-def _day_slices(frame: pd.DataFrame) -> Callable[[pd.Timestamp], pd.DataFrame]:
+def day_slices(frame: pd.DataFrame) -> Callable[[pd.Timestamp], pd.DataFrame]:
     """The rows of one UTC day of a frame sorted by ``timestamp`` (a view by position, no scan of the whole)."""
     ns = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
     if len(ns) > 1 and (ns[1:] < ns[:-1]).any():
@@ -139,8 +139,8 @@ def _day_slices(frame: pd.DataFrame) -> Callable[[pd.Timestamp], pd.DataFrame]:
 def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[EngineState, list, list[DayState]]:
     """Fold day by day (the state of each UTC day is stored); the ledger grows with each day's rows."""
     state, ledger, outs, days = inputs.state, inputs.ledger, [], []
-    scan_at = _day_slices(inputs.scan)
-    regime_at = _day_slices(inputs.regime)
+    scan_at = day_slices(inputs.scan)
+    regime_at = day_slices(inputs.regime)
     bars = BarStore.from_frame(inputs.bars)  # built once for all days
     for day in utc_days(points[0], points[-1] + pd.Timedelta(microseconds=1)):
         pts = points[(points >= day) & (points < day + pd.Timedelta(days=1))]

@@ -47,7 +47,7 @@ import pandas as pd
 
 from ..common import NS_PER_MIN, ExactSum, ceil_ns, from_ns, utc, utc_index
 from ..config import Config, Strategy
-from ..exits import ExitReason, PositionState, close_position, opening_rule, step
+from ..exits import ExitReason, PositionState, close_position, opening_rule, pass_quietly, quiet_through, step
 from ..ledger import (
     LEDGER_COLUMNS,
     SNAPSHOT_COLUMNS,
@@ -192,7 +192,7 @@ class _Run:
         side = ledger["side"].to_numpy(dtype=object)
         tg = ledger["trade_group_id"].to_numpy(dtype=object)
         sold = set(tg[side == Side.SELL.value].tolist())
-        buy_open = (side == Side.BUY.value) & ~np.isin(tg, list(sold))
+        buy_open = (side == Side.BUY.value) & ~pd.Index(tg).isin(sold)
         fills = pd.Series(tg[buy_open]).value_counts().to_dict()
         mine = {t: len(st.fills) for t, (_, st) in self.positions.items()}
         if fills != mine:
@@ -325,13 +325,20 @@ class _Run:
         by_symbol: dict[str, list[str]] = {}
         for tgid, (meta, _) in self.positions.items():
             by_symbol.setdefault(meta.symbol, []).append(tgid)
+        bars = self.bars
         for _, sym, a, b in self.cursors.advance(k):
             for tgid in sorted(by_symbol.get(sym, ())):
                 meta, st = self.positions[tgid]
-                for i in range(a, b):
-                    if self.bars.ts[i] < st.entry_time.value or (
-                            st.last_time is not None and self.bars.ts[i] <= st.last_time.value):
-                        continue
+                # the bars from the entry bar on, after the last one stepped (sorted: one search)
+                after = st.entry_time.value if st.last_time is None else max(st.entry_time.value,
+                                                                              st.last_time.value + 1)
+                a0 = a + int(np.searchsorted(bars.ts[a:b], after, "left"))
+                if a0 < b and quiet_through(st, float(bars.open[a0:b].min()), float(bars.low[a0:b].min()),
+                                            float(bars.high[a0:b].max()), float(bars.open[a0:b].max()),
+                                            int(bars.ts[b - 1])):
+                    pass_quietly(st, float(bars.high[a0:b].max()), from_ns(bars.ts[b - 1]))  # = stepping each
+                    continue
+                for i in range(a0, b):
                     n = len(st.fills)
                     ev = step(st, self.bars.bar(i))
                     if ev is not None:

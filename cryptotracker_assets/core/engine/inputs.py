@@ -108,7 +108,7 @@ def run_scan(inputs: EngineInputs, bars: BarStore, uni: Universe, points: pd.Dat
                                    f"({n_expected})")
     if len(rows):
         same = (ts[1:] == ts[:-1]) & (strat[1:] == strat[:-1]) & (sym[1:] == sym[:-1])
-        if same.any() or not np.isin(sym, active).all():
+        if same.any() or not pd.Index(sym).isin(active).all():  # hashing: np.isin sorts object arrays
             raise EngineInputError("scan rows must be one per active symbol × strategy × cycle point")
         if (rows["config_version"].to_numpy() != cfg.config_version).any():
             raise EngineInputError("scan rows were computed under another config_version")

@@ -29,7 +29,7 @@ from .batch import (
 )
 from .costs import entry_fee, entry_fill, entry_quantity, exit_fee, exit_fill, net_pnl, pnl_ratio, slippage_cost
 from .rules import ENTRY_RANGES, MAX_HOLD_LIMIT_MIN, ExitReason, ExitRule, opening_rule, widen_stop
-from .stepper import Bar, ExitEvent, GridFill, PositionState, close_position, step
+from .stepper import Bar, ExitEvent, GridFill, PositionState, close_position, pass_quietly, quiet_through, step
 
 __all__: Sequence[str] = (
     "BAR_COLUMNS",
@@ -54,7 +54,9 @@ __all__: Sequence[str] = (
     "exit_fill",
     "net_pnl",
     "opening_rule",
+    "pass_quietly",
     "pnl_ratio",
+    "quiet_through",
     "resolve_bar_ns",
     "simulate_exits",
     "slippage_cost",

@@ -286,3 +286,33 @@ def step(state: PositionState, bar: Bar) -> ExitEvent | None:
     else:
         state.high_water = max(hw, h)
     return None
+
+
+def quiet_through(state: PositionState, open_min: float, low_min: float, high_max: float, open_max: float,
+                  last_ns: int) -> bool:
+    """True when :func:`step` on every bar of a block (bars after the last stepped one, up to the bar opening at
+    ``last_ns``; their lowest open and low, highest high and open) provably changes nothing but the high-water
+    mark and the last bar time: no stop (every low and open above the highest effective stop the block could
+    reach — the static stop or the trail of the block's highest high), no take profit, no time exit, no grid fill.
+    Bounds only: ``False`` means "step bar by bar", never that something fires."""
+    if state.exit is not None:
+        return False
+    hw = max(state.high_water, high_max)
+    stop = state.stop_price
+    if state.activation_price != math.inf and hw >= state.activation_price:
+        stop = max(stop, hw * (1.0 - state.rule.trailing))  # the trail only rises with H: this is its top
+    if not (low_min > stop and open_min > stop):
+        return False
+    if not (high_max < state.take_profit_price and open_max < state.take_profit_price):
+        return False
+    hold = state.max_hold_ns
+    if hold is not None and last_ns + state.bar_length.value >= state.entry_time.value + hold:
+        return False
+    filled = {f.level for f in state.fills}
+    return not any(low_min <= p for i, p in enumerate(state.grid_prices, start=1) if i not in filled)
+
+
+def pass_quietly(state: PositionState, high_max: float, last_time: pd.Timestamp) -> None:
+    """What :func:`step` does on a block :func:`quiet_through` cleared: H = max(H, highs), the last bar time."""
+    state.high_water = max(state.high_water, high_max)
+    state.last_time = last_time
