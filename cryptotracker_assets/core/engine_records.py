@@ -120,6 +120,15 @@ class TickRecord:
     scan_rows: int
     messages: int
 
+    @classmethod
+    def of(cls, outputs: Any, messages: int) -> "TickRecord":
+        """The record of a run's :class:`~.engine.EngineOutputs` (its cycle points, watermark, config version, rows)
+        with ``messages`` queued."""
+        pts = outputs.cycle_points
+        return cls(first_cycle_point=pts[0], last_cycle_point=pts[-1], cycle_points=len(pts),
+                   watermark=outputs.watermark, config_version=int(outputs.config_version),
+                   ledger_rows=len(outputs.ledger_rows), scan_rows=len(outputs.scan_rows), messages=int(messages))
+
     def frame(self, tick_id: int, committed_at: pd.Timestamp) -> pd.DataFrame:
         row = {"tick_id": int(tick_id), "first_cycle_point": self.first_cycle_point,
                "last_cycle_point": self.last_cycle_point, "cycle_points": int(self.cycle_points),

@@ -23,6 +23,7 @@ from .engine_records import OUTBOX_COLUMNS, UTC_NS, empty_outbox, message_id
 # SPEC §13.2 "a failed ingest run in 24 h": the span is part of the rule (like the 24 h of the unhealed-gap rule),
 # not a default of SPEC §14.
 FAILED_RUN_WINDOW = pd.Timedelta(hours=24)
+_WINDOW_H = f"{FAILED_RUN_WINDOW / pd.Timedelta(hours=1):g} h"
 
 INGEST_FAILED = "ingest_run_failed"
 LONG_RUN = "long_run"
@@ -81,9 +82,9 @@ def _alert(cfg: Config, kind: str, at: pd.Timestamp, text: str, identity: Mappin
 
 
 def failed_ingest_runs(runs: Iterable[RunInfo], job_name: str, now: pd.Timestamp, cfg: Config) -> Finding:
-    """FAIL when a run of ``job_name`` failed (ended FAILURE) within the last 24 h; the alert names every such run
-    (partition, end time, link) and is identified by the newest one: a new failure alerts again, an old one ageing
-    out of the window does not."""
+    """FAIL when a run of ``job_name`` failed (ended FAILURE) within :data:`FAILED_RUN_WINDOW`; the alert names
+    every such run (partition, end time, link) and is identified by the newest one: a new failure alerts again, an
+    old one ageing out of the window does not."""
     since = now - FAILED_RUN_WINDOW
     failed = sorted((r for r in runs if r.job_name == job_name and r.status == "FAILURE"
                      and (r.ended or r.started or r.created) >= since),
@@ -93,9 +94,9 @@ def failed_ingest_runs(runs: Iterable[RunInfo], job_name: str, now: pd.Timestamp
     meta = {"job": job_name, "failed_runs": len(failed), "window_h": FAILED_RUN_WINDOW / pd.Timedelta(hours=1),
             "runs": listing}
     if not failed:
-        return Finding(True, f"{job_name}: no failed run in the last 24 h", meta)
+        return Finding(True, f"{job_name}: no failed run in the last {_WINDOW_H}", meta)
     newest = failed[-1]
-    text = (f"{job_name}: {len(failed)} failed ingest run(s) in the last 24 h — "
+    text = (f"{job_name}: {len(failed)} failed ingest run(s) in the last {_WINDOW_H} — "
             + "; ".join(f"run {r.short_id} (partition {r.partition or '-'}, failed {_ts(r.ended or r.created)}) "
                         f"{run_link(cfg, r.run_id)}" for r in failed[-10:]))
     identity = {"job": job_name, "newest_failed_run": newest.run_id}

@@ -136,6 +136,21 @@ def day_slices(frame: pd.DataFrame) -> Callable[[pd.Timestamp], pd.DataFrame]:
     return rows
 
 
+def fold_day(state: EngineState, ledger: pd.DataFrame, cfg: Config, bars: BarStore, regime: pd.DataFrame,
+             scan: pd.DataFrame, events: Sequence, points: pd.DatetimeIndex, day: pd.Timestamp
+             ) -> tuple[EngineState, EngineOutputs, pd.DataFrame, DayState]:
+    """The engine over ``points`` (cycle points of UTC ``day``) on the day's regime and scan rows: the new state,
+    the outputs, the ledger grown by the day's rows and the day's state row (with its limiter state). The one day
+    step of a tick, the day audit and the replay."""
+    state, out = run_engine(state, EngineInputs(cfg=cfg, bars=bars, market_regime=regime, ledger=ledger,
+                                                events=events, scan_rows=scan), points)
+    if len(out.ledger_rows):
+        ledger = pd.concat([ledger, out.ledger_rows], ignore_index=True) if len(ledger) else out.ledger_rows
+    row = DayState(day=day, cursor=state.cursor, state_json=state.to_json(), watermark=state.watermark,
+                   config_version=cfg.config_version, limiter=limiter_rows(day, state.cursor, state.protection.limiter))
+    return state, out, ledger, row
+
+
 def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[EngineState, list, list[DayState]]:
     """Fold day by day (the state of each UTC day is stored); the ledger grows with each day's rows."""
     state, ledger, outs, days = inputs.state, inputs.ledger, [], []
@@ -144,15 +159,10 @@ def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[
     bars = BarStore.from_frame(inputs.bars)  # built once for all days
     for day in utc_days(points[0], points[-1] + pd.Timedelta(microseconds=1)):
         pts = points[(points >= day) & (points < day + pd.Timedelta(days=1))]
-        engine_in = EngineInputs(cfg=cfg, bars=bars, market_regime=regime_at(day), ledger=ledger,
-                                 events=inputs.events, scan_rows=scan_at(day))
-        state, out = run_engine(state, engine_in, pts)
+        state, out, ledger, row = fold_day(state, ledger, cfg, bars, regime_at(day), scan_at(day), inputs.events,
+                                           pts, day)
         outs.append(out)
-        if len(out.ledger_rows):
-            ledger = pd.concat([ledger, out.ledger_rows], ignore_index=True) if len(ledger) else out.ledger_rows
-        days.append(DayState(day=day, cursor=state.cursor, state_json=state.to_json(), watermark=state.watermark,
-                             config_version=cfg.config_version,
-                             limiter=limiter_rows(day, state.cursor, state.protection.limiter)))
+        days.append(row)
     return state, outs, days
 
 
@@ -201,9 +211,7 @@ def run_tick(
     if violations:
         raise EngineRunError(f"paper engine: limits exceeded after the tick: {violations}")
     outbox, log_only = outbox_rows(out.notifications, cfg)
-    tick = TickRecord(first_cycle_point=points[0], last_cycle_point=points[-1], cycle_points=len(points),
-                      watermark=out.watermark, config_version=cfg.config_version, ledger_rows=len(out.ledger_rows),
-                      scan_rows=len(out.scan_rows), messages=len(outbox))
+    tick = TickRecord.of(out, len(outbox))
     committed_at = now if now is not None else pd.Timestamp.now(tz="UTC")
     if validate is not None:
         validate(out, days)

@@ -24,14 +24,14 @@ import pandas as pd
 
 from ..core.common import utc_days
 from ..core.config import Config
-from ..core.engine import BarStore, EngineInputs, EngineState, run_engine
-from ..core.engine_records import TickRecord, limiter_rows
+from ..core.engine import BarStore, EngineState
+from ..core.engine_records import TickRecord
 from ..core.ledger import Performance, append_rows, empty_ledger, performance
 from ..core.regime import MarketState
 from ..core.replay_parity import LedgerParity, ledger_parity
-from ..storage.warehouse import (DayState, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, Warehouse,
+from ..storage.warehouse import (LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, Warehouse,
                                  WarehouseError)
-from .engine_runner import day_slices, events_from
+from .engine_runner import day_slices, events_from, fold_day
 from .incremental import horizon_end
 from .operator import read_ledger
 from .replay_chunks import ChunkPreparer, OrderedWriter, peak_rss_mb
@@ -194,21 +194,13 @@ def replay(source: Warehouse, out: Warehouse, segments: Sequence[ConfigSegment],
                 pts = pd.DatetimeIndex(pd.date_range(lo, d1 - pd.Timedelta(1, unit="ns"), freq=step, tz="UTC"))
                 if not len(pts):
                     continue
-                state, o = run_engine(state, EngineInputs(cfg, store, regime_of(d0), ledger=ledger, events=events,
-                                                          scan_rows=scan_of(d0)), pts)
-                if len(o.ledger_rows):
-                    ledger = pd.concat([ledger, o.ledger_rows], ignore_index=True) if len(ledger) else o.ledger_rows
                 day = d0.floor("1D")
-                states = [DayState(day=day, cursor=state.cursor, state_json=state.to_json(),
-                                   watermark=state.watermark, config_version=cfg.config_version,
-                                   limiter=limiter_rows(day, state.cursor, state.protection.limiter))]
-                tick = TickRecord(first_cycle_point=pts[0], last_cycle_point=pts[-1], cycle_points=len(pts),
-                                  watermark=o.watermark, config_version=cfg.config_version,
-                                  ledger_rows=len(o.ledger_rows), scan_rows=len(o.scan_rows), messages=0)
+                state, o, ledger, row = fold_day(state, ledger, cfg, store, regime_of(d0), scan_of(d0), events,
+                                                 pts, day)
                 clocks["engine"] += time.perf_counter() - t
                 try:
                     writer.day({LEDGER_TABLE: o.ledger_rows, SCAN_HISTORY_TABLE: o.scan_rows,
-                                SNAPSHOTS_TABLE: o.snapshots}, states, out_cursor, clock(), tick)
+                                SNAPSHOTS_TABLE: o.snapshots}, [row], out_cursor, clock(), TickRecord.of(o, 0))
                 except WarehouseError as exc:
                     raise ReplayError(f"replay: the output refused a day: {exc}") from exc
                 out_cursor = state.cursor

@@ -231,6 +231,14 @@ class WarehouseBase:
 
     # --- generic reads -----------------------------------------------------------------------------------------
 
+    def query(self, sql: str, params: Sequence | None = None, *, con=None) -> pd.DataFrame:
+        """Rows of one of this package's queries: on ``con`` when given (a read inside a :meth:`snapshot`), else on
+        a short read connection."""
+        if con is not None:
+            return query_df(con, sql, params)
+        with self.connect(read_only=True) as c:
+            return query_df(c, sql, params)
+
     def read_sql(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
         """An ad-hoc read-only query (diagnostics and tests; the product's own reads are the named methods)."""
         with self.connect(read_only=True) as con:

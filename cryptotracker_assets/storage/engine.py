@@ -204,18 +204,12 @@ class EngineTablesMixin:
         sql = "SELECT * FROM engine_ticks ORDER BY tick_id"
         if last is not None:
             sql = f"SELECT * FROM (SELECT * FROM engine_ticks ORDER BY tick_id DESC LIMIT {int(last)}) ORDER BY tick_id"
-        if con is not None:
-            return query_df(con, sql)
-        with self.connect(read_only=True) as c:
-            return query_df(c, sql)
+        return self.query(sql, con=con)
 
     def limiter_state(self, *, con=None) -> pd.DataFrame:
         """The limiter rows of the newest day (each symbol's stops, cooldown and ban as of the engine's cursor)."""
         sql = "SELECT * FROM limiter_state WHERE day = (SELECT max(day) FROM engine_state) ORDER BY symbol"
-        if con is not None:
-            return query_df(con, sql)
-        with self.connect(read_only=True) as c:
-            return query_df(c, sql)
+        return self.query(sql, con=con)
 
     # --- operator events ---------------------------------------------------------------------------------------
 
@@ -232,7 +226,4 @@ class EngineTablesMixin:
 
     def operator_events(self, *, con=None) -> pd.DataFrame:
         sql = "SELECT * FROM operator_events ORDER BY event_time, action, target"
-        if con is not None:
-            return query_df(con, sql)
-        with self.connect(read_only=True) as c:
-            return query_df(c, sql)
+        return self.query(sql, con=con)

@@ -4,14 +4,14 @@ pagination), for the real polygon-api-client."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 
+from cryptotracker_tests.fakes.loopback import LoopbackServer
 
-class FakePolygon:
+
+class FakePolygon(LoopbackServer):
     """Serves ``bars[ticker]`` (a DataFrame of ohlcv with a UTC timestamp column) page by page.
 
     ``page_size`` bars per page; ``script`` maps a request number (1-based) to an HTTP status to answer instead
@@ -49,30 +49,11 @@ class FakePolygon:
         self.raw_pages = raw_pages  # verbatim JSON pages: the first without a cursor, the next for next_url
         self.retry_after = retry_after  # the Retry-After header of a 429 answer
         self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_GET(self):
-                fake._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        super().__init__(("GET",))
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        return f"http://127.0.0.1:{self.port}"
 
     def _send(self, handler, status: int, body: dict | bytes, headers: dict | None = None,
               content_type: str = "application/json", content_length: int | None = None):

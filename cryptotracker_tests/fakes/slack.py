@@ -6,13 +6,13 @@ Slack answers a refused post)."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from cryptotracker_tests.fakes.loopback import LoopbackServer
 
-class FakeSlack:
+
+class FakeSlack(LoopbackServer):
     """Records every ``chat.postMessage`` (channel, text, auth) and answers ok (``posts``), or ``error``
     (``refused``)."""
 
@@ -22,18 +22,7 @@ class FakeSlack:
         self.posts: list[dict] = []  # the posts answered ok
         self.refused: list[dict] = []  # the posts answered with ``error``
         self.on_post = None  # called with each accepted post before it is answered (tests: "meanwhile, …")
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                fake._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        super().__init__(("POST",))
 
     @classmethod
     def from_fixtures(cls, fixtures_dir: Path, error: str | None = None) -> "FakeSlack":
@@ -41,20 +30,12 @@ class FakeSlack:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/"
+        return f"http://127.0.0.1:{self.port}/api/"
 
     @property
     def texts(self) -> list[str]:
         with self._lock:
             return [p["text"] for p in self.posts]
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
     def _handle(self, handler) -> None:
         raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)).decode()

@@ -333,11 +333,12 @@ class _Run:
                 after = st.entry_time.value if st.last_time is None else max(st.entry_time.value,
                                                                               st.last_time.value + 1)
                 a0 = a + int(np.searchsorted(bars.ts[a:b], after, "left"))
-                if a0 < b and quiet_through(st, float(bars.open[a0:b].min()), float(bars.low[a0:b].min()),
-                                            float(bars.high[a0:b].max()), float(bars.open[a0:b].max()),
-                                            int(bars.ts[b - 1])):
-                    pass_quietly(st, float(bars.high[a0:b].max()), from_ns(bars.ts[b - 1]))  # = stepping each
-                    continue
+                if a0 < b:
+                    high = float(bars.high[a0:b].max())
+                    if quiet_through(st, float(bars.open[a0:b].min()), float(bars.low[a0:b].min()), high,
+                                     float(bars.open[a0:b].max()), int(bars.ts[b - 1])):
+                        pass_quietly(st, high, from_ns(bars.ts[b - 1]))  # the same as stepping each bar
+                        continue
                 for i in range(a0, b):
                     n = len(st.fills)
                     ev = step(st, self.bars.bar(i))
