@@ -97,7 +97,8 @@ def _prepare_in_worker(source_path: str, lock_wait_s: float, raw: dict, version:
     key = (repr(sorted(raw.items())), version)
     if key not in _CONFIGS:  # a Config does not pickle (generic models): it travels as its values
         _CONFIGS[key] = build_config(raw, source="replay", config_version=version)
-    source = Warehouse(source_path, lock_timeout_s=lock_wait_s, create=False, memory_limit_mb=WRITER_MEMORY_MB)
+    source = Warehouse(source_path, lock_timeout_s=lock_wait_s, create=False, memory_limit_mb=WRITER_MEMORY_MB,
+                       threads=1)
     return prepare_chunk(source, _CONFIGS[key], start, end, extra_symbols, market, seen)
 
 
@@ -136,7 +137,8 @@ def _write_in_worker(path: str, lock_wait_s: float, kind: str, args: tuple, keep
     t = time.perf_counter()
     out = _OUTPUTS.get(path) if keep_open else None
     if out is None:
-        out = Warehouse(path, lock_timeout_s=lock_wait_s, keep_open=keep_open, memory_limit_mb=WRITER_MEMORY_MB)
+        out = Warehouse(path, lock_timeout_s=lock_wait_s, keep_open=keep_open, memory_limit_mb=WRITER_MEMORY_MB,
+                        threads=1)
         if keep_open:
             _OUTPUTS[path] = out
     if kind == "day":

@@ -126,14 +126,17 @@ class WarehouseBase:
     """A DuckDB file (or ``:memory:`` for tests that need one process only)."""
 
     def __init__(self, path: str | Path, lock_timeout_s: float = 60.0, lock_retry_s: float = 0.1,
-                 keep_open: bool = False, create: bool = True, memory_limit_mb: int | None = None):
+                 keep_open: bool = False, create: bool = True, memory_limit_mb: int | None = None,
+                 threads: int | None = None):
         """``keep_open``: hold one connection for this object's lifetime (close with :meth:`close` or ``with``),
         for a long-lived process that reads repeatedly; otherwise every call opens briefly so other processes can
         take the file lock in between. ``create=False``: a missing file raises instead of being created (read-only
         commands never create a warehouse). ``memory_limit_mb``: DuckDB's memory limit for this object's connections
-        (default: DuckDB's, 80 % of RAM), for long-lived processes that should not keep a large buffer pool."""
+        (default: DuckDB's, 80 % of RAM), for long-lived processes that should not keep a large buffer pool;
+        ``threads``: DuckDB's worker threads (default: one per core), for a process that shares the cores."""
         self.path = str(path)
         self.memory_limit_mb = memory_limit_mb
+        self.threads = threads
         self.lock_timeout_s = lock_timeout_s
         self.lock_retry_s = lock_retry_s
         self.keep_open = keep_open
@@ -183,6 +186,8 @@ class WarehouseBase:
         con.execute("SET TimeZone = 'UTC'")
         if self.memory_limit_mb is not None:
             con.execute(f"SET memory_limit = '{int(self.memory_limit_mb)}MB'")
+        if self.threads is not None:
+            con.execute(f"SET threads = {int(self.threads)}")
         if not self._schema_ready:
             self._ensure_schema(con)
             self._schema_ready = True
