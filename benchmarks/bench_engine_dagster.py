@@ -77,50 +77,60 @@ def _tick(defs, instance, engine_job, ingest, key: str, at: pd.Timestamp) -> tup
     return t_sensor, t_run, _cycle_points(result), to_fills, steps
 
 
-def main() -> None:
+def measure(tmp: str, env_extra: dict[str, str] | None = None, verbose: bool = True) -> tuple[dict, list]:
+    """Ticks at 00:05 and 23:55 UTC of a day two days ago on a fresh home and warehouse under ``tmp``
+    (``env_extra``: e.g. a user config). Returns (the environment, the rows of the two ticks)."""
     import dagster as dg
 
     from cryptotracker_assets.definitions import build_definitions
     from cryptotracker_assets.storage.warehouse import Warehouse
 
     back = int(os.environ.get("BENCH_DAYS_BACK", "5"))
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
-        env = {"DAGSTER_HOME": str(home), "CRYPTOTRACKER_WAREHOUSE": str(Path(tmp) / "w.duckdb")}
-        defs = build_definitions(env)
-        n_symbols = len(defs.resources["project_config"].universe().active_symbols)
-        day = pd.Timestamp.now(tz="UTC").floor("1D") - pd.Timedelta(days=2)
-        key = day.strftime("%Y-%m-%d")
-        prev = (day - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
-        with dg.instance_for_test(temp_dir=str(home)) as instance:
-            ingest = defs.resolve_job_def("ohlc_1m_job")
-            engine_job = defs.resolve_job_def("paper_engine_job")
-            t0 = time.perf_counter()
-            for k in range(back, 0, -1):
-                d = day - pd.Timedelta(days=k)
-                _ingest(ingest, instance, d.strftime("%Y-%m-%d"), d + pd.Timedelta(days=1))
-            assert engine_job.execute_in_process(partition_key=prev, instance=instance, run_config=QUIET).success
+    home = Path(tmp) / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {"DAGSTER_HOME": str(home), "CRYPTOTRACKER_WAREHOUSE": str(Path(tmp) / "w.duckdb"), **(env_extra or {})}
+    defs = build_definitions(env)
+    n_symbols = len(defs.resources["project_config"].universe().active_symbols)
+    day = pd.Timestamp.now(tz="UTC").floor("1D") - pd.Timedelta(days=2)
+    key = day.strftime("%Y-%m-%d")
+    prev = (day - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        ingest = defs.resolve_job_def("ohlc_1m_job")
+        engine_job = defs.resolve_job_def("paper_engine_job")
+        t0 = time.perf_counter()
+        for k in range(back, 0, -1):
+            d = day - pd.Timedelta(days=k)
+            _ingest(ingest, instance, d.strftime("%Y-%m-%d"), d + pd.Timedelta(days=1))
+        assert engine_job.execute_in_process(partition_key=prev, instance=instance, run_config=QUIET).success
+        if verbose:
             print(f"setup: {n_symbols} active symbols, {back} days of 1m bars, the engine run through {prev} "
                   f"({time.perf_counter() - t0:.1f} s)")
-            rows = []
-            rows.append(("00:05", *_tick(defs, instance, engine_job, ingest, key, day + pd.Timedelta(minutes=5))))
-            t0 = time.perf_counter()
-            _ingest(ingest, instance, key, day + pd.Timedelta(hours=23, minutes=50, seconds=30), incremental=True)
-            assert engine_job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET).success
+        rows = []
+        rows.append(("00:05", *_tick(defs, instance, engine_job, ingest, key, day + pd.Timedelta(minutes=5))))
+        t0 = time.perf_counter()
+        _ingest(ingest, instance, key, day + pd.Timedelta(hours=23, minutes=50, seconds=30), incremental=True)
+        assert engine_job.execute_in_process(partition_key=key, instance=instance, run_config=QUIET).success
+        if verbose:
             print(f"(the day up to 23:50 ingested and processed: {time.perf_counter() - t0:.1f} s)")
-            rows.append(("23:55", *_tick(defs, instance, engine_job, ingest, key,
-                                         day + pd.Timedelta(hours=23, minutes=55))))
-            cursor = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"]).engine_state()["cursor"]
-            assert cursor == day + pd.Timedelta(hours=23, minutes=55), cursor
-            for at, s, r, n, fills, steps in rows:
-                print(f"tick at {at} UTC: sensor {s * 1000:.0f} ms → chain run in-process ({n} cycle point(s)): "
-                      f"fills committed {s + fills:.2f} s after the sensor tick, whole run {r:.2f} s; total "
-                      f"{s + r:.2f} s (goal < 10 s)")
-                print("  steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in steps.items()))
-            print(f"23:55 / 00:05 cost ratio: {(rows[1][1] + rows[1][2]) / (rows[0][1] + rows[0][2]):.2f} "
-                  f"(incremental scan: ≈ 1)")
+        rows.append(("23:55", *_tick(defs, instance, engine_job, ingest, key,
+                                     day + pd.Timedelta(hours=23, minutes=55))))
+        cursor = Warehouse(env["CRYPTOTRACKER_WAREHOUSE"]).engine_state()["cursor"]
+        assert cursor == day + pd.Timedelta(hours=23, minutes=55), cursor
+    return {**env, "key": key}, rows
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env, rows = measure(tmp)
+        key = env.pop("key")
+        for at, s, r, n, fills, steps in rows:
+            print(f"tick at {at} UTC: sensor {s * 1000:.0f} ms → chain run in-process ({n} cycle point(s)): "
+                  f"fills committed {s + fills:.2f} s after the sensor tick, whole run {r:.2f} s; total "
+                  f"{s + r:.2f} s (goal < 10 s)")
+            print("  steps: " + ", ".join(f"{k} {v:.2f}s" for k, v in steps.items()))
+        print(f"23:55 / 00:05 cost ratio: {(rows[1][1] + rows[1][2]) / (rows[0][1] + rows[0][2]):.2f} "
+              f"(incremental scan: ≈ 1)")
         # The daemon launches each run in a fresh process: measure that launch + (empty) run once.
         t0 = time.perf_counter()
         proc = subprocess.run(

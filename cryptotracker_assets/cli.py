@@ -1,4 +1,5 @@
-"""The ``cryptotracker`` command line: demo run, config check, stored-data status, offline simulation."""
+"""The ``cryptotracker`` command line: demo run, config check, stored-data status, offline simulation, replay, and
+the threshold manager's approve / reject / proposals / rollback."""
 
 from __future__ import annotations
 
@@ -114,6 +115,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"\n{len(rejects)} rejected input row(s) in table ohlc_rejects")
     print()
     _print_performance(wh, cfg)
+    shadows = defs.resolve_job_def("shadow_daily_job").execute_in_process(instance=instance, run_config=quiet,
+                                                                         raise_on_error=False)
+    if not shadows.success:
+        print(f"demo FAILED: shadow_daily_job run {shadows.run_id} failed; see the Dagster UI", file=sys.stderr)
+        return 1
+    from .shadows_cli import print_leaderboard
+
+    perf = wh.performance()
+    print()
+    if perf is None or perf.empty:
+        print(f"shadow leaderboard: no take has completed its max hold ({cfg.exits.max_hold_h:g} h) in the "
+              f"analyzer's windows yet (run a longer window: make run DEMO_DAYS=14)")
+    else:
+        print_leaderboard(perf, float(cfg.shadow.recommendation_window_h))
+    props = wh.threshold_proposals()
+    print(f"proposals: {len(props)} (`cryptotracker proposals list`; approve with `cryptotracker approve <id> "
+          f"--by NAME --why TEXT`)")
     print(f"\nDagster instance: {home} (runs, materializations, check results).")
     print("Open the UI with `make ui` → http://127.0.0.1:3000 (Assets → ohlc_1m → Partitions / Checks; "
           "Automation → schedules, off until you enable them).")
@@ -306,10 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data)
 
     from .replay_cli import add_replay_parser
+    from .revisions_cli import add_revisions_parser
+    from .shadows_cli import add_shadows_parser
     from .simulate_cli import add_simulate_parser
 
     add_simulate_parser(sub)
     add_replay_parser(sub)
+    add_revisions_parser(sub)
+    add_shadows_parser(sub)
     return parser
 
 

@@ -35,7 +35,11 @@ from .assets.market_data import (STANDARD_TIMEFRAMES, build_health_checks, build
                                  build_partition_freshness_checks)
 from .assets.paper import build_paper_assets
 from .assets.pipeline import build_pipeline_checks
+from .assets.revisions import (approve_proposal_job, build_rollback_monitor_schedule, config_revisions,
+                               revisions_consistent, rollback_monitor_job)
 from .assets.setups import build_setup_assets
+from .assets.shadows import (build_shadow_schedules, performance_valid, shadow_analysis_job, shadow_daily_job,
+                             shadow_performance, threshold_recommendations)
 from .core.config import Config, Timeframe, load_config
 from .environment import Environment, EnvironmentError_
 from .jobs import (
@@ -96,8 +100,10 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
 
     return dg.Definitions(
         assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), engine,
-                build_data_gaps_asset(timeframes), universe, effective_config],
-        asset_checks=[*health_checks, *freshness, *engine_checks, *build_pipeline_checks(timeframes)],
+                build_data_gaps_asset(timeframes), universe, effective_config, config_revisions,
+                shadow_performance, threshold_recommendations],
+        asset_checks=[*health_checks, *freshness, *engine_checks, *build_pipeline_checks(timeframes),
+                      revisions_consistent, performance_valid],
         jobs=[
             *[build_ohlc_job(tf) for tf in timeframes],
             build_main_job(timeframes),
@@ -107,8 +113,13 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             gap_healing_job,
             config_job,
             retention_job,
+            approve_proposal_job,
+            rollback_monitor_job,
+            shadow_analysis_job,
+            shadow_daily_job,
         ],
-        schedules=[*[build_ohlc_schedule(tf, cfg) for tf in scheduled], *build_maintenance_schedules(cfg)],
+        schedules=[*[build_ohlc_schedule(tf, cfg) for tf in scheduled], *build_maintenance_schedules(cfg),
+                   build_rollback_monitor_schedule(cfg), *build_shadow_schedules(cfg)],
         sensors=[
             make_new_bars_sensor(paper_engine_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
                                  "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min),

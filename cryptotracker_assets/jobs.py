@@ -17,7 +17,7 @@ import dagster as dg
 
 from . import checks as C
 from .assets.common import ohlc_asset_name
-from .assets.paper import ENGINE_OUTPUTS, ENGINE_TAG, REPLAY_MATCHES_LEDGER
+from .assets.paper import ENGINE_OUTPUTS, ENGINE_TAG, REPLAY_MATCHES_LEDGER, SHADOW_OUTCOMES_VALID
 from .core.config import Timeframe
 from .partitions import daily_partitions
 
@@ -83,9 +83,15 @@ def build_main_job(timeframes: list[Timeframe]) -> dg.UnresolvedAssetJobDefiniti
     )
 
 
+def _shadow_outcomes_check() -> dg.AssetSelection:
+    """The derived-outcome check of a day's shadows: in main_job and when a person checks a day, not in every tick
+    (it derives the whole day)."""
+    return dg.AssetSelection.checks(dg.AssetCheckKey(dg.AssetKey("shadow_outcomes"), SHADOW_OUTCOMES_VALID))
+
+
 paper_engine_job = dg.define_asset_job(
     PAPER_ENGINE_JOB,
-    selection=dg.AssetSelection.assets(*CHAIN_ASSETS) - _not_in_chain(),
+    selection=dg.AssetSelection.assets(*CHAIN_ASSETS) - _not_in_chain() - _shadow_outcomes_check(),
     partitions_def=daily_partitions,
     description="The chain from new base bars to committed fills for a UTC day (or the days since the engine's "
                 "cursor): market regime and scan features, scan preview, one paper-engine tick with its blocking "

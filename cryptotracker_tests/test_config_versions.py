@@ -30,7 +30,7 @@ NOW = pd.Timestamp("2026-02-01 12:00", tz="UTC")
 LAST = "2026-02-04"  # the day after the edit
 EDIT = "strategies: {dca: {drop_threshold: {large_cap: -0.012, mid_cap: -0.015}}}\n"
 ENGINE_OUTPUTS = ("paper_trades", "scan_history", "portfolio_snapshots", "engine_state", "limiter_state",
-                  "engine_ticks", "notification_outbox")
+                  "engine_ticks", "notification_outbox", "shadow_outcomes", "shadow_exits")
 
 
 def _user(tmp_path, text: str):

@@ -16,7 +16,7 @@ from cryptotracker_assets.schedules import ohlc_run_requests
 
 OHLC = ("ohlc_1m", "ohlc_15m", "ohlc_1h", "ohlc_1d")
 ENGINE = ("paper_trades", "scan_history", "portfolio_snapshots", "engine_state", "limiter_state", "engine_ticks",
-          "notification_outbox")
+          "notification_outbox", "shadow_outcomes", "shadow_exits")
 # Every asset and its upstream keys: the flow ohlc_1m → features_scan → scan_preview → the engine's four outputs,
 # market_regime feeding both; the engine's state of the previous day feeds the engine; boards read scan_history.
 ENGINE_UPSTREAM = {"scan_preview", "market_regime", "ohlc_1m", "engine_state"}
@@ -28,6 +28,11 @@ EXPECTED_UPSTREAM = {
     "scan_preview": {"features_scan", "market_regime"},
     **{name: ENGINE_UPSTREAM for name in ENGINE},
     "strategy_setups": {"scan_history"}, "readiness_board": {"scan_history"},
+    # the analyzer reads the shadows the tick wrote; the threshold manager its analysis and the regime history;
+    # approvals read the proposals, baselines and the rollback monitor the ledger
+    "shadow_performance": {"shadow_outcomes", "shadow_exits"},
+    "threshold_recommendations": {"shadow_performance", "market_regime"},
+    "config_revisions": {"paper_trades", "market_regime", "threshold_recommendations"},
 }
 CHAIN = {"market_regime", "features_scan", "scan_preview", *ENGINE, "strategy_setups", "readiness_board"}
 EXPECTED_JOBS = {
@@ -37,7 +42,10 @@ EXPECTED_JOBS = {
     **{f"{tf}_job": {tf} for tf in OHLC},
     "config_job": {"universe", "effective_config"},
     "gap_healing_job": {"data_gaps"},
-    "data_health_job": set(), "retention_job": set()  # checks only / an op
+    "data_health_job": set(), "retention_job": set(),  # checks only / an op
+    "approve_proposal_job": {"config_revisions"}, "rollback_monitor_job": {"config_revisions"},
+    "shadow_analysis_job": {"shadow_performance"},
+    "shadow_daily_job": {"shadow_performance", "threshold_recommendations"},
 }
 EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "ohlc_15m_schedule": ("ohlc_15m_job", "*/15 * * * *"),
@@ -45,7 +53,10 @@ EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "data_health_schedule": ("data_health_job", "*/30 * * * *"),
                       "gap_healing_schedule": ("gap_healing_job", "0 1 * * *"),
                       "retention_schedule": ("retention_job", "0 10 * * *"),
-                      "features_schedule": ("features_job", "*/15 * * * *")}
+                      "features_schedule": ("features_job", "*/15 * * * *"),
+                      "rollback_monitor_schedule": ("rollback_monitor_job", "0 * * * *"),
+                      "shadow_analysis_schedule": ("shadow_analysis_job", "0 */3 * * *"),
+                      "shadow_daily_schedule": ("shadow_daily_job", "0 2 * * *")}  # 02:00 America/Los_Angeles
 OHLC_CHECKS = {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_partition_completeness", "ohlc_freshness",
                "ohlc_completeness",
                "ohlc_unique_keys", "freshness_check"}
@@ -57,6 +68,8 @@ EXPECTED_CHECKS = {
     ("paper_trades", "ledger_invariants"), ("paper_trades", "replay_matches_ledger"),
     # the SPEC §13.2 pipeline checks (data_health_job): failed ingest runs per timeframe, long runs, engine lag
     *{(tf, "ingest_run_failures") for tf in OHLC}, ("engine_state", "long_runs"), ("engine_state", "engine_lag"),
+    ("config_revisions", "revisions_consistent"),
+    ("shadow_outcomes", "shadow_outcomes_valid"), ("shadow_performance", "performance_valid"),
 }
 PIPELINE_CHECKS = {*{(tf, "ingest_run_failures") for tf in OHLC}, ("engine_state", "long_runs"),
                    ("engine_state", "engine_lag")}
@@ -71,7 +84,7 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     # Every asset has a consumer or is read by people (boards, end products, config, the engine's history).
     consumed = set().union(*upstream.values())
     assert set(upstream) - consumed == {"features_15m", "features_daily", "universe", "effective_config",
-                                        "data_gaps", "paper_trades", "portfolio_snapshots",
+                                        "data_gaps", "config_revisions", "portfolio_snapshots",
                                         "strategy_setups", "readiness_board", "limiter_state", "engine_ticks",
                                         "notification_outbox"}
     jobs = {j.name: {k.to_user_string() for k in j.asset_layer.selected_asset_keys}
@@ -80,7 +93,9 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     schedules = {s.name: s for s in defs.schedules}
     assert {n: (s.job_name, s.cron_schedule) for n, s in schedules.items()} == EXPECTED_SCHEDULES
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
-    assert all(s.execution_timezone == "UTC" for s in schedules.values())
+    # data jobs on UTC crons; the daily shadow job for people at 02:00 America/Los_Angeles (SPEC §0.2, §10)
+    assert {n: s.execution_timezone for n, s in schedules.items() if s.execution_timezone != "UTC"} == {
+        "shadow_daily_schedule": "America/Los_Angeles"}
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {"paper_engine_sensor", "outbox_delivery_sensor"}
     assert sensors["paper_engine_sensor"].job_name == "paper_engine_job"

@@ -14,7 +14,7 @@ from cryptotracker_assets.storage.warehouse import Warehouse
 from cryptotracker_tests.test_paper_engine import DAYS, prepared, snapshot, subset_job  # noqa: F401 (fixture)
 
 CHAIN = ("market_regime", "features_scan", "scan_preview", "paper_trades", "scan_history", "portfolio_snapshots",
-         "engine_state", "limiter_state", "engine_ticks", "notification_outbox")
+         "engine_state", "limiter_state", "engine_ticks", "notification_outbox", "shadow_outcomes", "shadow_exits")
 
 
 def own_scan_run(wh: Warehouse, cfg, points: pd.DatetimeIndex):

@@ -26,7 +26,8 @@ from cryptotracker_tests.conftest import write_user_config
 from cryptotracker_tests.test_feature_assets import SMALL_UNIVERSE
 
 DAYS = ["2026-02-02", "2026-02-03"]
-TABLES = ("paper_trades", "scan_history", "portfolio_snapshots")
+# The tick's history tables: the shadow decisions and exits are written in the same commit as the scan rows.
+TABLES = ("paper_trades", "scan_history", "portfolio_snapshots", "shadow_outcomes", "shadow_exits")
 
 
 SCAN_INPUTS = ("market_regime", "features_scan", "scan_preview")
@@ -69,8 +70,8 @@ def snapshot(wh: Warehouse) -> dict:
     out = {}
     for t in TABLES:
         df = table(wh, t)
-        keys = [c for c in ("cycle_point", "timestamp", "trade_group_id", "symbol", "strategy", "side", "level")
-                if c in df.columns]
+        keys = [c for c in ("cycle_point", "timestamp", "trade_group_id", "shadow_id", "symbol", "strategy", "side",
+                            "level") if c in df.columns]
         out[t] = df.sort_values(keys).reset_index(drop=True)
     out["state"] = wh.engine_state()["state_json"]
     return out
@@ -139,6 +140,8 @@ def test_sigkill_during_a_tick_then_rerun_equals_an_uninterrupted_run(prepared, 
     p.wait(timeout=300)
     assert p.returncode == -signal.SIGKILL
     assert Warehouse(crashed).engine_state() is None  # the old state: nothing committed
+    for name in ("scan_history", "shadow_outcomes", "shadow_exits"):  # scan rows and their shadows: neither
+        assert not Warehouse(crashed).table_exists(name) or table(Warehouse(crashed), name).empty
     assert not Warehouse(crashed).read_sql("SELECT count(*) AS n FROM information_schema.tables "
                                            "WHERE table_name = 'paper_trades'")["n"].iloc[0] or \
         Warehouse(crashed).read_sql("SELECT count(*) AS n FROM paper_trades")["n"].iloc[0] == 0
@@ -152,6 +155,12 @@ def test_sigkill_during_a_tick_then_rerun_equals_an_uninterrupted_run(prepared, 
         assert_same(snapshot(Warehouse(ref)), snapshot(Warehouse(path)))
         ledger = read_ledger(Warehouse(path))
         assert not ledger.duplicated(["trade_group_id", "side", "level"]).any()
+        # every scan row past the data step with a setup has its shadow rows (CHAMPION at least), none without
+        scans, shadows = table(Warehouse(path), "scan_history"), table(Warehouse(path), "shadow_outcomes")
+        assert len(shadows) and set(shadows["scan_id"]) <= set(scans["scan_id"])
+        data_ok = ~scans["reason"].isin(["stale_data", "insufficient_history", "data_suspect"])
+        assert set(scans.loc[scans["setup"] & data_ok, "scan_id"]) <= set(
+            shadows.loc[shadows["variation"] == "CHAMPION", "scan_id"])
 
 
 def test_engine_job_sensor_idempotent_and_checks(prepared, instance):
@@ -172,7 +181,7 @@ def test_engine_job_sensor_idempotent_and_checks(prepared, instance):
     assert again.success
     mats = {m.asset_key.to_user_string(): m for m in again.asset_materializations_for_node("paper_engine")}
     assert set(mats) == {"paper_trades", "scan_history", "portfolio_snapshots", "engine_state", "limiter_state",
-                         "engine_ticks", "notification_outbox"}
+                         "engine_ticks", "notification_outbox", "shadow_outcomes", "shadow_exits"}
     assert mats["paper_trades"].metadata["cycle_points"].value == 0
     assert_same(before, snapshot(wh))
     assert not limit_violations(__import__("cryptotracker_assets.core.engine", fromlist=["EngineState"])

@@ -24,13 +24,15 @@ from ..core.engine_schemas import EngineStateSchema, LedgerSchema, SnapshotSchem
 from ..core.ledger import check_ledger, limit_violations
 from ..core.record_schemas import LimiterSchema, OutboxSchema, TickSchema
 from ..core.setup_schemas import ScanHistorySchema
+from ..core.shadow_schemas import ShadowDecisionSchema, ShadowExitSchema, ShadowOutcomeSchema
+from ..core.shadows.outcomes import derive_outcomes
 from ..core.watermarks import derived_span
 from ..partitions import daily_partitions
 from ..services.config_versions import config_of_day
 from ..services.engine_runner import EngineRunError, audit_day, engine_points_per_day, run_tick
 from ..services.operator import read_ledger
 from ..storage.warehouse import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, OUTBOX_TABLE, SCAN_HISTORY_TABLE,
-                                 SNAPSHOTS_TABLE, TICKS_TABLE)
+                                 SHADOW_EXITS_TABLE, SHADOW_OUTCOMES_TABLE, SNAPSHOTS_TABLE, TICKS_TABLE)
 from .common import (OWNERS, WAREHOUSE_POOL, json_counts, lookback_dep, markdown_table, ohlc_asset_name,
                      partition_window, previous_day_dep, table_schema)
 
@@ -39,7 +41,8 @@ LEDGER_INVARIANTS = "ledger_invariants"  # ERROR, blocking: a ledger row or a li
 REPLAY_MATCHES_LEDGER = "replay_matches_ledger"  # ERROR: a replay of the day differs from the stored rows
 ENGINE_TAG = "cryptotracker/engine"
 ENGINE_OUTPUTS = (LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, ENGINE_STATE_TABLE, LIMITER_TABLE, TICKS_TABLE,
-                  OUTBOX_TABLE)
+                  OUTBOX_TABLE, SHADOW_OUTCOMES_TABLE, SHADOW_EXITS_TABLE)
+SHADOW_OUTCOMES_VALID = "shadow_outcomes_valid"  # ERROR: the derived outcome rows of a day break their schema
 
 _DESCRIPTIONS = {
     LEDGER_TABLE: "Paper-trading fills and closes (the ledger, SPEC §5.3): one BUY row per fill and one SELL row per "
@@ -56,10 +59,19 @@ _DESCRIPTIONS = {
                  "version, commit time and row counts — which ticks a late or revised bar could have affected.",
     OUTBOX_TABLE: "Every message the engine wants to send (PANIC, gates, no-data closes, trades), queued in the "
                   "tick's own commit and delivered at least once by the outbox_delivery sensor, each with its id.",
+    SHADOW_OUTCOMES_TABLE: "Shadow testing (SPEC §10.2): per eligible scan row one row per applicable variation (13 per "
+                           "DCA scan, 10 per SWING/CHANNEL scan with a champion; 8 / 5 without) with would_take and "
+                           "the frozen parameters of a take, written in the tick's commit with the scan rows; daily "
+                           "partitioned by the scan's UTC day. The outcome (WIN / LOSS / TIMEOUT, PENDING until "
+                           "shadow_exits has the take's row) and matched_real_trade are derived.",
+    SHADOW_EXITS_TABLE: "The end of every shadow take: exit reason and time, net P&L USD and %, hold hours, grid "
+                        "fills, average entry — stepped by the engine on the same bars as real positions; no-data "
+                        "closes on the shadow.evaluate_every_min grid; a final outcome never changes.",
 }
 _SCHEMAS = {LEDGER_TABLE: LedgerSchema, SCAN_HISTORY_TABLE: ScanHistorySchema, SNAPSHOTS_TABLE: SnapshotSchema,
             ENGINE_STATE_TABLE: EngineStateSchema, LIMITER_TABLE: LimiterSchema, TICKS_TABLE: TickSchema,
-            OUTBOX_TABLE: OutboxSchema}
+            OUTBOX_TABLE: OutboxSchema, SHADOW_OUTCOMES_TABLE: ShadowDecisionSchema,
+            SHADOW_EXITS_TABLE: ShadowExitSchema}
 
 
 def _refuse_after_failed_invariants(context: dg.AssetExecutionContext) -> None:
@@ -76,14 +88,18 @@ def _refuse_after_failed_invariants(context: dg.AssetExecutionContext) -> None:
             allow_retries=False)
 
 
-def _audit(wh, cfg, day: pd.Timestamp) -> AuditReport:
+def _audit(wh, cfg, day: pd.Timestamp, project_config: ProjectConfigResource) -> AuditReport:
     """The day's audit; scan rows the engine refuses (e.g. recomputed under another config version since) fail
-    the day naming why, instead of failing the check's step."""
+    the day naming why, instead of failing the check's step. A day with an approved revision or a rollback is
+    replayed under the configs in force at each cycle point."""
+    timeline = project_config.timeline(day, day + pd.Timedelta(days=1))
     try:
-        return audit_day(wh, cfg, day)
+        return audit_day(wh, cfg, day, configs=project_config.timeline if len(timeline) > 1 else None)
     except EngineInputError as exc:
         return AuditReport(day=day, cycle_points=0, passed=False, compared={},
                            first_difference=f"the day cannot be replayed on the rows stored now: {exc}")
+    except EngineRunError as exc:
+        return AuditReport(day=day, cycle_points=0, passed=False, compared={}, first_difference=str(exc))
 
 
 def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDefinition]]:
@@ -110,7 +126,8 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
         cfg_ = project_config.load()
         start, end = partition_window(context)
         try:
-            result = run_tick(warehouse.get(), cfg_, start=start, until=end, validate=validate_engine_outputs)
+            result = run_tick(warehouse.get(), cfg_, start=start, until=end, validate=validate_engine_outputs,
+                              configs=project_config.timeline)
         except EngineRunError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         out = result.outputs
@@ -144,6 +161,15 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
             **common, "tick_id": result.tick_id, "watermark": str(out.watermark)})
         yield dg.MaterializeResult(asset_key=dg.AssetKey(OUTBOX_TABLE), metadata={
             **common, "queued": result.messages, "log_only": len(result.log_only)})
+        dec, ex = out.shadow_decisions, out.shadow_exits
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(SHADOW_OUTCOMES_TABLE), metadata={
+            **common, "new_rows": len(dec), "takes_opened": int(dec["opened"].sum()) if len(dec) else 0,
+            "by_variation": json_counts(dec.loc[dec["opened"], "variation"]) if len(dec) else dg.MetadataValue.json({}),
+            "open_shadows": len(result.state.shadows.positions)})
+        closed = ex.loc[~ex["expired"]] if len(ex) else ex
+        yield dg.MaterializeResult(asset_key=dg.AssetKey(SHADOW_EXITS_TABLE), metadata={
+            **common, "new_rows": len(ex), "outcomes": json_counts(closed["outcome"]) if len(closed)
+            else dg.MetadataValue.json({}), "net_pnl_usd": float(closed["pnl_usd"].sum()) if len(closed) else 0.0})
 
     @dg.asset_check(asset=trades_key, name=LEDGER_INVARIANTS, blocking=True, partitions_def=daily_partitions,
                     pool=WAREHOUSE_POOL,
@@ -179,7 +205,7 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
         tw = context.op_execution_context.partition_time_window
         start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
         # each day is replayed under the config version it ran with (SPEC §0.3), not the one loaded now
-        reports = [_audit(wh, config_of_day(wh, cfg_, d), d) for d in utc_days(start, end)]
+        reports = [_audit(wh, config_of_day(wh, cfg_, d), d, project_config) for d in utc_days(start, end)]
         failed = [r for r in reports if not r.passed]
         table = pd.DataFrame([{"day": f"{r.day:%Y-%m-%d}", "cycle_points": r.cycle_points, "passed": r.passed,
                                "first_difference": r.first_difference or ""} for r in reports])
@@ -189,5 +215,30 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
                       "first_difference": failed[0].first_difference if failed else "",
                       "days_audited": dg.MetadataValue.md(markdown_table(table))})
 
-    return paper_engine, [ledger_invariants, replay_matches_ledger]
+    @dg.asset_check(asset=dg.AssetKey(SHADOW_OUTCOMES_TABLE), name=SHADOW_OUTCOMES_VALID, blocking=False,
+                    partitions_def=daily_partitions, pool=WAREHOUSE_POOL,
+                    additional_deps=[dg.AssetKey(SHADOW_EXITS_TABLE), trades_key],
+                    description="The partition's shadows with their derived outcomes (decision ⋈ exit ⋈ real trade) "
+                                "pass the Pandera schema: every opened take has an outcome (PENDING while open), "
+                                "outcomes in WIN / LOSS / TIMEOUT / PENDING, ids unique.")
+    def shadow_outcomes_valid(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        tw = context.op_execution_context.partition_time_window
+        start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
+        rows = warehouse.get().shadow_rows(start, end)
+        if rows.decisions is None or rows.decisions.empty:
+            return dg.AssetCheckResult(passed=True, metadata={"rows": 0})
+        outcomes = derive_outcomes(rows.decisions, rows.exits, rows.real_sells)
+        try:
+            ShadowOutcomeSchema.validate(outcomes, lazy=True)
+            problems = ""
+        except Exception as exc:  # pandera's SchemaErrors: reported, not raised
+            problems = str(exc)[:2000]
+        takes = outcomes.loc[outcomes["opened"]]
+        return dg.AssetCheckResult(
+            passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"rows": len(outcomes), "takes": len(takes), "problems": problems,
+                      "outcomes": json_counts(takes["outcome"].fillna("EXPIRED")),
+                      "matched_real_trade": json_counts(takes["matched_real_trade"].dropna().astype(str))})
+
+    return paper_engine, [ledger_invariants, replay_matches_ledger, shadow_outcomes_valid]
 

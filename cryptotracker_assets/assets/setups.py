@@ -16,6 +16,7 @@ from ..core.setup_schemas import ReadinessBoardSchema, ScanPreviewSchema, Strate
 from ..core.setups import readiness_board as build_board
 from ..core.setups import readiness_markdown, scan_from_features, strategy_setups
 from ..partitions import daily_partitions
+from ..services.config_versions import segments, versions_at
 from ..services.incremental import StaleInputError, plan, require_fresh
 from ..storage.warehouse import SCAN_HISTORY_TABLE
 from .common import OWNERS, WAREHOUSE_POOL, dagster_type, json_counts, partition_window
@@ -52,7 +53,10 @@ def build_setup_assets(cfg: Config) -> list[dg.AssetsDefinition]:
             _, last_feat = wh.time_bounds("features_scan", "timestamp", con=con)
             _, last_regime = wh.time_bounds("market_regime", "timestamp", con=con)
             stop = None if last_feat is None or last_regime is None else min(last_feat, last_regime) + step
-            p = plan(wh, cfg_, "scan_preview", start, end, con, stop=stop if stop is not None else start)
+            # the config in force at each cycle point (an approved revision acts from the first one after it)
+            timeline = project_config.timeline(start, end)
+            p = plan(wh, cfg_, "scan_preview", start, end, con, stop=stop if stop is not None else start,
+                     versions=lambda pts: versions_at(timeline, pts))
             todo = p.todo
             first, last = (todo[0], todo[-1] + pd.Timedelta(microseconds=1)) if len(todo) else (end, end)
             features = wh.read_slice("features_scan", "timestamp", first, last, con=con)
@@ -63,8 +67,10 @@ def build_setup_assets(cfg: Config) -> list[dg.AssetsDefinition]:
             require_fresh("market_regime", regime, todo, marks)
         except StaleInputError as exc:
             raise dg.Failure(f"scan_preview {context.partition_key}: {exc}", allow_retries=False) from None
-        rows = scan_from_features(features, regime, cfg_, start=first, end=todo[-1] + step if len(todo) else end,
-                                  symbols=u.active_symbols)
+        parts = [scan_from_features(features, regime, c, start=pts[0], end=pts[-1] + step, symbols=u.active_symbols)
+                 for c, pts in segments(timeline, todo)]
+        rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else scan_from_features(
+            features, regime, cfg_, start=first, end=end, symbols=u.active_symbols)
         rows = rows.assign(bars_watermark=p.marks_of(rows["timestamp"]))
         points = rows["timestamp"].nunique()
         expected = points * len(u.active_symbols) * len(Strategy)

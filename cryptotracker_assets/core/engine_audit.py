@@ -25,6 +25,8 @@ KEYS: dict[str, tuple[str, ...]] = {
     "paper_trades": ("trade_group_id", "side", "level"),
     "scan_history": ("scan_id",),
     "portfolio_snapshots": ("cycle_point",),
+    "shadow_outcomes": ("shadow_id",),
+    "shadow_exits": ("shadow_id",),
 }
 
 
@@ -67,6 +69,8 @@ def concat_outputs(outs: Sequence[EngineOutputs], state: EngineState, cfg: Confi
         cycle_points=pd.DatetimeIndex(np.concatenate([o.cycle_points.asi8 for o in outs])).tz_localize("UTC"),
         watermark=state.watermark,
         config_version=cfg.config_version,
+        shadow_decisions=cat([o.shadow_decisions for o in outs]),
+        shadow_exits=cat([o.shadow_exits for o in outs]),
     )
 
 
@@ -170,13 +174,20 @@ def compare_replay(day: pd.Timestamp, points: pd.DatetimeIndex, replay: EngineOu
     end state (without the bar watermark)."""
     frames = {"paper_trades": replay.ledger_rows, "scan_history": replay.scan_rows,
               "portfolio_snapshots": replay.snapshots}
+    # A day stored before the engine stepped shadows has no shadow state: its shadows are not compared.
+    with_shadows = stored_state_json is None or "shadows" in json.loads(stored_state_json)
+    if with_shadows:
+        frames.update({"shadow_outcomes": replay.shadow_decisions, "shadow_exits": replay.shadow_exits})
     counts = {t: len(f) for t, f in frames.items()}
     for table, frame in frames.items():
         diff = first_row_difference(table, stored.get(table), frame.reset_index(drop=True))
         if diff:
             return AuditReport(day, len(points), False, diff, counts)
     if stored_state_json is not None:
-        diff = _first_json_difference(_state_obj(stored_state_json), _state_obj(replay_state.to_json()))
+        replayed = _state_obj(replay_state.to_json())
+        if not with_shadows:
+            replayed.pop("shadows", None)
+        diff = _first_json_difference(_state_obj(stored_state_json), replayed)
         if diff:
             return AuditReport(day, len(points), False, f"engine_state of {day:%Y-%m-%d}: {diff}", counts)
     return AuditReport(day, len(points), True, None, counts)

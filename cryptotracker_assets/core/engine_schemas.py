@@ -15,6 +15,7 @@ from .config import Strategy, Tier
 from .exits import ExitReason
 from .ledger import LEDGER_SCHEMA, LEDGER_KEY, SNAPSHOT_COLUMNS, TRADE_GROUP_ID_RE, FillKind, Side, TradeOutcome
 from .setup_schemas import ScanHistorySchema
+from .shadow_schemas import validate_shadow_rows
 
 UtcTime = Series[Annotated[pd.DatetimeTZDtype, "ns", "UTC"]]
 _TYPES: dict[str, Any] = {"object": Series[str], "int64": Series["int64"], "float64": Series[float],
@@ -127,3 +128,4 @@ def validate_engine_outputs(outputs, days: Sequence[Any]) -> None:
         SnapshotSchema.validate(outputs.snapshots[list(SNAPSHOT_COLUMNS)], lazy=True)
     if days:
         EngineStateSchema.validate(day_state_frame(days), lazy=True)
+    validate_shadow_rows(outputs.shadow_decisions, outputs.shadow_exits)

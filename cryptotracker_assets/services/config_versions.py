@@ -10,6 +10,9 @@ with :func:`config_for_version`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
 
 from ..core.config import Config, ConfigError, build_config, raw_dict
@@ -70,3 +73,30 @@ def config_of_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> Config:
     if version == 0:
         return with_version(cfg, 0)
     return config_for_version(wh, version)
+
+
+Timeline = Sequence[tuple[pd.Timestamp | None, Config]]  # (in force from, config); the first from is None
+
+
+def segments(timeline: Timeline, points: pd.DatetimeIndex) -> list[tuple[Config, pd.DatetimeIndex]]:
+    """``points`` cut where a new config comes into force (SPEC §0.2: an approved revision acts from the first
+    cycle point after it), each part with its config; empty parts are dropped."""
+    out = []
+    for i, (frm, cfg) in enumerate(timeline):
+        nxt = timeline[i + 1][0] if i + 1 < len(timeline) else None
+        mask = np.ones(len(points), dtype=bool)
+        if frm is not None:
+            mask &= points >= frm
+        if nxt is not None:
+            mask &= points < nxt
+        if mask.any():
+            out.append((cfg, points[mask]))
+    return out
+
+
+def versions_at(timeline: Timeline, points: pd.DatetimeIndex) -> np.ndarray:
+    """The config version in force at each of ``points``."""
+    out = np.full(len(points), -1, dtype="int64")
+    for cfg, part in segments(timeline, points):
+        out[points.isin(part)] = cfg.config_version
+    return out

@@ -24,8 +24,8 @@ import pandas as pd
 
 from ..core.common import utc_days, utc_or_none
 from ..core.config import Config
-from ..core.engine import (BarStore, EngineInputs, EngineOutputs, EngineState, ManualClose, next_cycle_points,
-                           run_engine)
+from ..core.engine import (BarStore, EngineInputError, EngineInputs, EngineOutputs, EngineState, ManualClose,
+                           next_cycle_points, run_engine)
 from ..core.engine_audit import AuditReport, compare_replay, concat_outputs, no_outputs
 from ..core.engine_records import TickRecord, limiter_rows, outbox_rows
 from ..core.ledger import limit_violations
@@ -33,7 +33,9 @@ from ..core.protection import OperatorAction, OperatorEvent
 from ..core.record_schemas import validate_records
 from ..core.universe import Universe
 from ..core.watermarks import derived_span, watermarks_from_frame
-from ..storage.warehouse import (DayState, LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, Warehouse)
+from ..storage.warehouse import (DayState, LEDGER_TABLE, SCAN_HISTORY_TABLE, SHADOW_EXITS_TABLE, SHADOW_OUTCOMES_TABLE,
+                                 SNAPSHOTS_TABLE, Warehouse)
+from .config_versions import Timeline, segments
 from .incremental import StaleInputError, require_fresh
 from .operator import read_ledger
 
@@ -151,17 +153,32 @@ def fold_day(state: EngineState, ledger: pd.DataFrame, cfg: Config, bars: BarSto
     return state, out, ledger, row
 
 
-def _fold_days(inputs: _Inputs, cfg: Config, points: pd.DatetimeIndex) -> tuple[EngineState, list, list[DayState]]:
-    """Fold day by day (the state of each UTC day is stored); the ledger grows with each day's rows."""
+Configs = Callable[[pd.Timestamp, pd.Timestamp], Timeline]  # the configs in force over [start, end)
+
+
+def _fold_days(inputs: _Inputs, timeline: Timeline, points: pd.DatetimeIndex
+               ) -> tuple[EngineState, list, list[DayState]]:
+    """Fold day by day (the state of each UTC day is stored), each part of a day under the config in force there;
+    the ledger grows with each day's rows."""
     state, ledger, outs, days = inputs.state, inputs.ledger, [], []
     scan_at = day_slices(inputs.scan)
     regime_at = day_slices(inputs.regime)
     bars = BarStore.from_frame(inputs.bars)  # built once for all days
     for day in utc_days(points[0], points[-1] + pd.Timedelta(microseconds=1)):
         pts = points[(points >= day) & (points < day + pd.Timedelta(days=1))]
-        state, out, ledger, row = fold_day(state, ledger, cfg, bars, regime_at(day), scan_at(day), inputs.events,
-                                           pts, day)
-        outs.append(out)
+        row = None
+        for cfg, part in segments(timeline, pts):
+            try:
+                state, out, ledger, row = fold_day(state, ledger, cfg, bars, regime_at(day), scan_at(day),
+                                                   inputs.events, part, day)
+            except EngineInputError as exc:
+                if "another config_version" not in str(exc):
+                    raise
+                raise EngineRunError(
+                    f"paper engine: the scan rows of {part[0]:%Y-%m-%d %H:%M}.. were computed under another config "
+                    f"version than config_version {cfg.config_version}, in force there (a revision was applied "
+                    f"since they were computed); the next run of scan_preview recomputes them") from None
+            outs.append(out)
         days.append(row)
     return state, outs, days
 
@@ -176,13 +193,15 @@ def run_tick(
     now: pd.Timestamp | None = None,
     validate: Callable[[EngineOutputs, Sequence[DayState]], None] | None = None,
     before_commit: Callable[[], None] | None = None,
+    configs: Configs | None = None,
     _crash_in_commit: bool = False,
 ) -> TickResult:
     """Process the unprocessed cycle points T < ``until`` that have stored scan_preview and market_regime rows, at
     most ``max_points``. ``validate(outputs, day_states)`` runs before the commit (a schema check that raises
     leaves the warehouse untouched). ``start``: the first cycle point this run may process (a partition's start); the cursor
     must not lag behind it (the earlier partition must be materialized first). A fresh engine starts at ``start``
-    or at the first stored scan row."""
+    or at the first stored scan row. ``configs(start, end)``: the configs in force over the cycle points (approved
+    revisions act from the first cycle point after their approval); default ``cfg`` throughout."""
     step = pd.Timedelta(minutes=cfg.engine.cycle_min)
     with wh.snapshot() as con:
         state, cursor = _state_of(wh.engine_state(con=con))
@@ -205,7 +224,9 @@ def run_tick(
         if len(points) == 0:
             return TickResult(no_outputs(state, cfg), state, cursor, ())
         inputs = _read_inputs(wh, cfg, points, state, cursor, con)
-    new_state, outs, days = _fold_days(inputs, cfg, points)
+    timeline = configs(points[0], points[-1] + step) if configs is not None else [(None, cfg)]
+    new_state, outs, days = _fold_days(inputs, timeline, points)
+    cfg = timeline[-1][1]
     out = concat_outputs(outs, new_state, cfg)
     violations = limit_violations(new_state.open_counts(), cfg)
     if violations:
@@ -219,7 +240,8 @@ def run_tick(
     if before_commit is not None:
         before_commit()
     tick_id = wh.commit_tick(
-        {LEDGER_TABLE: out.ledger_rows, SCAN_HISTORY_TABLE: out.scan_rows, SNAPSHOTS_TABLE: out.snapshots},
+        {LEDGER_TABLE: out.ledger_rows, SCAN_HISTORY_TABLE: out.scan_rows, SNAPSHOTS_TABLE: out.snapshots,
+         SHADOW_OUTCOMES_TABLE: out.shadow_decisions, SHADOW_EXITS_TABLE: out.shadow_exits},
         states=days, previous_cursor=cursor, committed_at=committed_at, tick=tick, outbox=outbox,
         _crash_before_commit=_crash_in_commit,
     )
@@ -227,7 +249,7 @@ def run_tick(
                       log_only=tuple(log_only), messages=len(outbox))
 
 
-def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> AuditReport:
+def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp, configs: Configs | None = None) -> AuditReport:
     """Replay UTC ``day`` from the state stored at the end of the latest earlier day (a fresh state if there is
     none) over the cycle points the live ticks processed that day, and compare ledger rows, scan rows, snapshots
     and the day's end state with the stored ones (the first difference is named)."""
@@ -244,6 +266,8 @@ def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> AuditReport:
             LEDGER_TABLE: read_ledger(wh, day, nxt, con=con),
             SCAN_HISTORY_TABLE: wh.read_slice(SCAN_HISTORY_TABLE, "timestamp", day, nxt, con=con),
             SNAPSHOTS_TABLE: stored_snaps,
+            SHADOW_OUTCOMES_TABLE: wh.read_slice(SHADOW_OUTCOMES_TABLE, "timestamp", day, nxt, con=con),
+            SHADOW_EXITS_TABLE: wh.read_slice(SHADOW_EXITS_TABLE, "closed_at", day, nxt, con=con),
         }
         end_row = wh.engine_states(day, nxt, con=con)
         try:
@@ -253,8 +277,9 @@ def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> AuditReport:
                                compared={})
         inputs = _Inputs(inputs.state, inputs.cursor, read_ledger(wh, None, day, con=con), inputs.events,
                          inputs.scan, inputs.regime, inputs.bars)
-    new_state, outs, _ = _fold_days(inputs, cfg, points)
-    replay = concat_outputs(outs, new_state, cfg)
+    timeline = configs(points[0], points[-1] + pd.Timedelta(minutes=cfg.engine.cycle_min)) if configs else [(None, cfg)]
+    new_state, outs, _ = _fold_days(inputs, timeline, points)
+    replay = concat_outputs(outs, new_state, timeline[-1][1])
     stored_state = end_row["state_json"].iloc[-1] if end_row is not None and len(end_row) else None
     return compare_replay(day, points, replay, new_state, stored, stored_state)
 

@@ -9,6 +9,8 @@ tick at 23:55 UTC costs what a tick at 00:05 costs — and replaces the slice fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,9 +76,11 @@ def horizon_end(wh: Warehouse, cfg: Config, start: pd.Timestamp, end: pd.Timesta
 
 
 def plan(wh: Warehouse, cfg: Config, table: str, start: pd.Timestamp, end: pd.Timestamp, con,
-         stop: pd.Timestamp | None = None) -> Plan:
+         stop: pd.Timestamp | None = None,
+         versions: Callable[[pd.DatetimeIndex], np.ndarray] | None = None) -> Plan:
     """The plan for ``table`` over [start, end): cycle points up to the horizon (or ``stop``, whichever is first),
-    their current watermarks, and the first one whose stored row is missing or stale."""
+    their current watermarks, and the first one whose stored row is missing or stale (another watermark, or another
+    config version than ``cfg``'s — or than ``versions(points)``, the version in force at each point)."""
     limit = horizon_end(wh, cfg, start, end, con)
     if stop is not None:
         limit = min(limit, stop)
@@ -91,7 +95,8 @@ def plan(wh: Warehouse, cfg: Config, table: str, start: pd.Timestamp, end: pd.Ti
                                "bars_watermark": pd.Series([], dtype="datetime64[ns, UTC]"),
                                "config_version": pd.Series([], dtype="int64")})
     refresh = plan_refresh(points, marks, stored["timestamp"], stored["bars_watermark"],
-                           stored["config_version"].fillna(-1), cfg.config_version)
+                           stored["config_version"].fillna(-1),
+                           cfg.config_version if versions is None else versions(points))
     return Plan(start, end, points, marks, refresh)
 
 

@@ -111,4 +111,6 @@ def apply_retention(warehouse: Warehouse, cfg: Config, now: pd.Timestamp) -> dic
                 _, newest = warehouse.time_bounds(table, column)
                 cutoff = cutoff if newest is None else min(cutoff, newest)
             deleted[table] = warehouse.delete_before(table, column, cutoff)
+        # shadow_outcomes / shadow_exits: PENDING takes are kept (SPEC §13.1)
+        deleted["shadow_outcomes"] = warehouse.delete_shadows_before(now - pd.Timedelta(days=days))
     return deleted

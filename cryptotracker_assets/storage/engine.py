@@ -21,11 +21,15 @@ SNAPSHOTS_TABLE = "portfolio_snapshots"
 ENGINE_STATE_TABLE = "engine_state"
 TICKS_TABLE = "engine_ticks"
 LIMITER_TABLE = "limiter_state"
+SHADOW_OUTCOMES_TABLE = "shadow_outcomes"  # shadow decisions (SPEC §10.2), written at their cycle point
+SHADOW_EXITS_TABLE = "shadow_exits"  # one row per shadow take when it closes or its order expires
 # SPEC §5.3: rows are idempotent on their key; the time column equal keys share (to read only the tick's range).
 KEYS: dict[str, tuple[tuple[str, ...], str | None]] = {
     LEDGER_TABLE: (("trade_group_id", "side", "level"), None),
     SCAN_HISTORY_TABLE: (("scan_id",), "timestamp"),
     SNAPSHOTS_TABLE: (("cycle_point",), "cycle_point"),
+    SHADOW_OUTCOMES_TABLE: (("shadow_id",), "timestamp"),
+    SHADOW_EXITS_TABLE: (("shadow_id",), "closed_at"),
 }
 
 ENGINE_STATE_DDL = """

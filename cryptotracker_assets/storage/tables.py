@@ -75,6 +75,20 @@ def _same_columns(con, table: str, df: pd.DataFrame) -> None:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {check_ident(c)} {types[c]}")
 
 
+def record_config_version(con, content_hash: str, origin: str, values: dict, now: pd.Timestamp) -> ConfigVersion:
+    """Inside an open transaction: the latest recorded version when its content hash is ``content_hash``, else the
+    next integer (1 for the first), recorded with ``origin`` and ``values``."""
+    rows = con.execute(f"SELECT * FROM {CONFIG_VERSIONS_TABLE} ORDER BY config_version DESC LIMIT 1").fetchall()
+    if rows and rows[0][1] == content_hash:
+        return _config_version(rows[0])
+    version = int(rows[0][0]) + 1 if rows else 1
+    payload = json.dumps(values, sort_keys=True)
+    con.execute(f"INSERT INTO {CONFIG_VERSIONS_TABLE} VALUES (?, ?, ?, ?, ?)",
+                [version, content_hash, origin, payload, pd.Timestamp(now).to_pydatetime()])
+    return ConfigVersion(version, content_hash, origin, json.loads(payload), pd.Timestamp(now).tz_convert("UTC"),
+                         created=True)
+
+
 class TablesMixin:
     """Generic table operations of :class:`~.warehouse.Warehouse`."""
 
@@ -195,19 +209,10 @@ class TablesMixin:
         the same, else the next integer (1 for the first), recorded with its origin and values — in ONE write
         transaction. Two writers that read the same latest row conflict on the key; the loser re-reads and finds
         the winner's row (same content: its version, nothing recorded twice)."""
-        payload = json.dumps(values, sort_keys=True)
         for attempt in range(CONFIG_VERSION_ATTEMPTS):
             try:
                 with self.transaction() as con:
-                    rows = con.execute(f"SELECT * FROM {CONFIG_VERSIONS_TABLE} "
-                                       "ORDER BY config_version DESC LIMIT 1").fetchall()
-                    if rows and rows[0][1] == content_hash:
-                        return _config_version(rows[0])
-                    version = int(rows[0][0]) + 1 if rows else 1
-                    con.execute(f"INSERT INTO {CONFIG_VERSIONS_TABLE} VALUES (?, ?, ?, ?, ?)",
-                                [version, content_hash, origin, payload, pd.Timestamp(now).to_pydatetime()])
-                return ConfigVersion(version, content_hash, origin, json.loads(payload),
-                                     pd.Timestamp(now).tz_convert("UTC"), created=True)
+                    return record_config_version(con, content_hash, origin, values, now)
             except (duckdb.ConstraintException, duckdb.TransactionException):
                 if attempt == CONFIG_VERSION_ATTEMPTS - 1:
                     raise

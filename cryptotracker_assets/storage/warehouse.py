@@ -3,7 +3,8 @@
 All SQL of the project lives in this package: :mod:`.base` (connections, transactions, snapshots),
 :mod:`.bars` (candles, rejects, gaps), :mod:`.tables` (derived tables, retention, config versions, the summary)
 and :mod:`.engine` (the engine's state, its one-transaction tick commit, the ledger and operator events) and :mod:`.outbox`
-(the notification outbox).
+(the notification outbox) and :mod:`.revisions` (the threshold manager's proposals, decisions and revisions) and :mod:`.shadows`
+(shadow reads and retention).
 """
 
 from __future__ import annotations
@@ -11,19 +12,24 @@ from __future__ import annotations
 from .bars import OHLC_DDL, BarsMixin, create_bar_tables
 from .base import (SliceWrite, WarehouseBase, WarehouseError, WarehouseLockedError, check_ident, ohlc_table,
                    slice_where)
-from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE,
-                     TICKS_TABLE, DayState, EngineTablesMixin, create_engine_tables)
+from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, SCAN_HISTORY_TABLE, SHADOW_EXITS_TABLE,
+                     SHADOW_OUTCOMES_TABLE, SNAPSHOTS_TABLE, TICKS_TABLE, DayState, EngineTablesMixin,
+                     create_engine_tables)
 from .outbox import OUTBOX_TABLE, OutboxMixin
+from .shadows import ShadowRows, ShadowTablesMixin
+from .revisions import RevisionConflict, RevisionsMixin, create_revision_tables
 from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin, create_config_versions
 
 
-class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, WarehouseBase):
+class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, RevisionsMixin, ShadowTablesMixin,
+                WarehouseBase):
     """A DuckDB file (or ``:memory:`` for tests that need one process only): see the package modules."""
 
     def _ensure_schema(self, con) -> None:
         create_bar_tables(con)
         create_engine_tables(con)
         create_config_versions(con)
+        create_revision_tables(con)
 
 
 __all__ = [
@@ -36,9 +42,13 @@ __all__ = [
     "LIMITER_TABLE",
     "OUTBOX_TABLE",
     "OHLC_DDL",
+    "RevisionConflict",
     "SCAN_HISTORY_TABLE",
+    "SHADOW_EXITS_TABLE",
+    "SHADOW_OUTCOMES_TABLE",
     "SNAPSHOTS_TABLE",
     "TICKS_TABLE",
+    "ShadowRows",
     "SliceWrite",
     "Warehouse",
     "WarehouseError",

@@ -164,10 +164,12 @@ class Scenario:
         return self
 
     def signal(self, t: pd.Timestamp, strategy: Strategy, symbol: str, confidence: float = 0.5,
-               value: float | None = None, kind: str = "candidate") -> "Scenario":
+               value: float | None = None, kind: str = "candidate", **features: float) -> "Scenario":
+        """A scan row of ``kind`` (candidate / below / top / feature: a row with only its setup value, no
+        production setup); ``features``: stored feature values (``surge``, ``vol_24h``)."""
         self.signals.setdefault(t, []).append(
             {"strategy": strategy, "symbol": symbol, "confidence": confidence,
-             "value": DEFAULT_VALUE[strategy] if value is None else value, "kind": kind})
+             "value": DEFAULT_VALUE[strategy] if value is None else value, "kind": kind, **features})
         return self
 
     # frames
@@ -213,7 +215,7 @@ class Scenario:
                         "symbol": sym, "tier": uni.tier(sym).value, "strategy": strategy.value,
                         "decision": None if kind == "candidate" else "SKIP",
                         "reason": {None: "no_setup", "candidate": None, "below": "ml_below_threshold",
-                                   "top": "top_of_range"}[kind],
+                                   "top": "top_of_range", "feature": "no_setup"}[kind],
                         "candidate": kind == "candidate", "setup": setup,
                         "confidence": s["confidence"] if setup else math.nan,
                         "confidence_source": "rule" if setup else None, "threshold": 0.45,
@@ -221,6 +223,9 @@ class Scenario:
                         "status": ("BUY_ZONE" if strategy is Strategy.CHANNEL else "READY") if setup else (
                             "SELL_ZONE" if strategy is Strategy.CHANNEL else "WAITING"),
                         "price": 100.0, "setup_value": s["value"] if s else math.nan,
+                        # a SWING setup's volume surge (shadow variations re-evaluate the setup from it)
+                        "volume_surge": s.get("surge", 2.0) if s and strategy is Strategy.SWING else math.nan,
+                        "vol_24h": s.get("vol_24h", math.nan) if s else math.nan,
                         "setup_threshold": THRESHOLD[strategy], "regime": mk["regime"],
                         "best_strategy": mk["best_strategy"], "btc_close": 100.0, "list_type": None,
                         "config_version": cfg.config_version,

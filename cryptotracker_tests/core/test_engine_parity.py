@@ -329,3 +329,7 @@ def test_real_candles_run(shared_data):
     assert set(regime.regime) - {"NORMAL"}  # the crash: protection states other than NORMAL occur
     counts = simulator_parity(ledger, bars, cfg, points[-1])
     assert counts["closed"] >= 3
+    # SPEC I-15 on real candles: every real trade's CHAMPION shadow is the trade (shift / manual / no-data aside)
+    from cryptotracker_tests.core.test_shadows import assert_champions_reproduce
+
+    assert assert_champions_reproduce(out.shadow_decisions, out.shadow_exits, ledger) >= 3

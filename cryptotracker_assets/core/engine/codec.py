@@ -10,12 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from ..common import from_ns
 from ..config import Strategy, Tier
 from ..exits import ExitRule, GridFill, PositionState
 from ..ledger import TradeMeta
 from ..prioritisation import ShiftState
 from ..protection import DailyLossState, LimiterState, LossStreakState, OperatorState, ProtectionState, SymbolLimit
 from ..regime import BestStrategy
+from ..shadows import ShadowMeta, ShadowOrder, ShadowState
 from .errors import EngineInputError, EngineInvariantError
 from .state import EngineState, EntryOrder, LastBar, ManualClose, OpenPosition
 
@@ -52,14 +54,8 @@ def _rule_from(o: Mapping[str, Any]) -> ExitRule:
     return ExitRule(**{k: _df(v) for k, v in o.items()})
 
 
-def _position_obj(p: OpenPosition) -> dict[str, Any]:
-    m, st = p.meta, p.state
-    if st.exit is not None:
-        raise EngineInvariantError(f"{m.trade_group_id}: a closed position in the state")
+def _pstate_obj(st: PositionState) -> dict[str, Any]:
     return {
-        "meta": {"trade_group_id": m.trade_group_id, "strategy": m.strategy.value, "symbol": m.symbol,
-                 "tier": m.tier.value, "scan_id": m.scan_id, "config_version": int(m.config_version),
-                 "size_usd": _ef(m.size_usd), "grid_spacing": _ef(m.grid_spacing)},
         "rule": _rule_obj(st.rule),
         "fee": _ef(st.fee),
         "slippage": _ef(st.slippage),
@@ -80,11 +76,8 @@ def _position_obj(p: OpenPosition) -> dict[str, Any]:
     }
 
 
-def _position_from(o: Mapping[str, Any]) -> OpenPosition:
-    m = o["meta"]
-    meta = TradeMeta(m["trade_group_id"], Strategy(m["strategy"]), m["symbol"], Tier(m["tier"]), m["scan_id"],
-                     int(m["config_version"]), _df(m["size_usd"]), _df(m["grid_spacing"]))
-    st = PositionState(
+def _pstate_from(o: Mapping[str, Any]) -> PositionState:
+    return PositionState(
         rule=_rule_from(o["rule"]), fee=_df(o["fee"]), slippage=_df(o["slippage"]), entry_time=_dt(o["entry_time"]),
         bar_length=pd.Timedelta(int(o["bar_length_ns"]), unit="ns"), level_size=_df(o["level_size"]),
         grid_prices=tuple(_df(x) for x in o["grid_prices"]),
@@ -95,7 +88,88 @@ def _position_from(o: Mapping[str, Any]) -> OpenPosition:
         stop_price=_df(o["stop_price"]), activation_price=_df(o["activation_price"]),
         high_water=_df(o["high_water"]), last_time=_dt(o["last_time"]), exit=None,
     )
-    return OpenPosition(meta, st)
+
+
+def _position_obj(p: OpenPosition) -> dict[str, Any]:
+    m, st = p.meta, p.state
+    if st.exit is not None:
+        raise EngineInvariantError(f"{m.trade_group_id}: a closed position in the state")
+    return {
+        "meta": {"trade_group_id": m.trade_group_id, "strategy": m.strategy.value, "symbol": m.symbol,
+                 "tier": m.tier.value, "scan_id": m.scan_id, "config_version": int(m.config_version),
+                 "size_usd": _ef(m.size_usd), "grid_spacing": _ef(m.grid_spacing)},
+        **_pstate_obj(st),
+    }
+
+
+def _position_from(o: Mapping[str, Any]) -> OpenPosition:
+    m = o["meta"]
+    meta = TradeMeta(m["trade_group_id"], Strategy(m["strategy"]), m["symbol"], Tier(m["tier"]), m["scan_id"],
+                     int(m["config_version"]), _df(m["size_usd"]), _df(m["grid_spacing"]))
+    return OpenPosition(meta, _pstate_from(o))
+
+
+# Shadows are many (one open per variation × symbol × strategy): compact rows, times as int ns.
+
+
+def _ns(t: pd.Timestamp | None) -> int | None:
+    return None if t is None else int(t.value)
+
+
+def _shadow_meta_row(m: ShadowMeta) -> list:
+    return [m.shadow_id, m.scan_id, m.variation, m.strategy.value, m.symbol, m.tier.value, _ns(m.decided_at),
+            m.size_usd, int(m.levels), m.spacing, int(m.config_version), bool(m.production_take)]
+
+
+def _shadow_meta_from(r: list) -> ShadowMeta:
+    return ShadowMeta(r[0], r[1], r[2], Strategy(r[3]), r[4], Tier(r[5]), from_ns(r[6]), float(r[7]), int(r[8]),
+                      float(r[9]), int(r[10]), bool(r[11]))
+
+
+def _rule_row(r: ExitRule) -> list:
+    return [_ef(r.take_profit), _ef(r.stop_loss), _ef(r.trailing), _ef(r.trail_activation), _ef(r.max_hold_minutes)]
+
+
+def _rule_of(r: list) -> ExitRule:
+    return ExitRule(*(float(x) for x in r))
+
+
+def _pstate_row(st: PositionState) -> list:
+    return [_rule_row(st.rule), st.fee, st.slippage, _ns(st.entry_time), int(st.bar_length.value), st.level_size,
+            list(st.grid_prices),
+            [[f.level, _ns(f.time), f.raw_price, f.fill_price, f.quantity, f.size_usd, f.fee_usd, f.slippage_usd,
+              f.fill_kind] for f in st.fills],
+            st.avg_entry, _ef(st.take_profit_price), _ef(st.stop_price), _ef(st.activation_price), st.high_water,
+            _ns(st.last_time)]
+
+
+def _pstate_of(r: list) -> PositionState:
+    return PositionState(
+        rule=_rule_of(r[0]), fee=float(r[1]), slippage=float(r[2]), entry_time=from_ns(r[3]),
+        bar_length=pd.Timedelta(int(r[4]), unit="ns"), level_size=float(r[5]), grid_prices=tuple(map(float, r[6])),
+        fills=[GridFill(int(f[0]), from_ns(f[1]), float(f[2]), float(f[3]), float(f[4]), float(f[5]), float(f[6]),
+                        float(f[7]), f[8]) for f in r[7]],
+        avg_entry=float(r[8]), take_profit_price=float(r[9]), stop_price=float(r[10]),
+        activation_price=float(r[11]), high_water=float(r[12]), last_time=None if r[13] is None else from_ns(r[13]),
+        exit=None)
+
+
+def _shadows_obj(s: ShadowState) -> dict[str, Any]:
+    for m, st in s.positions:
+        if st.exit is not None:
+            raise EngineInvariantError(f"{m.shadow_id}: a closed shadow in the state")
+    return {"orders": [[_shadow_meta_row(o.meta), _ns(o.expires_at), _rule_row(o.rule), o.fee, o.slippage]
+                       for o in s.orders],
+            "positions": [[_shadow_meta_row(m), _pstate_row(st)] for m, st in s.positions]}
+
+
+def _shadows_from(o: Mapping[str, Any] | None) -> ShadowState:
+    if o is None:  # a state written before shadows were stepped by the engine
+        return ShadowState()
+    return ShadowState(
+        tuple(ShadowOrder(_shadow_meta_from(m), from_ns(exp), _rule_of(r), float(fee), float(slip))
+              for m, exp, r, fee, slip in o["orders"]),
+        tuple((_shadow_meta_from(m), _pstate_of(p)) for m, p in o["positions"]))
 
 
 def _order_obj(o: EntryOrder) -> dict[str, Any]:
@@ -154,6 +228,7 @@ def _state_to_obj(s: EngineState) -> dict[str, Any]:
                            for e in s.manual_pending],
         "last_bars": {sym: {"time": _et(b.time), "close": _ef(b.close)} for sym, b in sorted(s.last_bars.items())},
         "protection": _protection_obj(s.protection),
+        "shadows": _shadows_obj(s.shadows),
         "shift": {"cycle_point": _et(s.shift.cycle_point),
                   "last_best": s.shift.last_best.value if s.shift.last_best is not None else None,
                   "shifted_at": {k.value: _et(v) for k, v in sorted(s.shift.shifted_at.items(),
@@ -177,6 +252,7 @@ def _state_from_obj(o: Mapping[str, Any]) -> EngineState:
                          {Strategy(k): _dt(v) for k, v in sh["shifted_at"].items()}),
         watermark=_dt(o["watermark"]),
         config_version=o["config_version"],
+        shadows=_shadows_from(o.get("shadows")),
     )
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,7 +72,8 @@ from ..ledger import (
 from ..prioritisation import Candidate, advance_shift, hours_between, prioritise, shift_applies, shift_exit_reason
 from ..protection import OperatorAction, OperatorEvent, advance_protection, entry_gate
 from ..regime import Regime
-from ..setups import DecisionReason, resolve_candidates
+from ..setups import RULE_SOURCE, DecisionReason, confidence_source, resolve_candidates
+from ..shadows import ShadowBook, decision_frame, exit_frame
 from ..universe import Universe
 from .bars import BarCursors, BarStore
 from .errors import EngineInputError, EngineInvariantError
@@ -93,8 +94,9 @@ class EngineOutputs:
     trade_group_id, BUY before SELL, level), ``scan_rows`` (``ScanHistorySchema``: every row decided,
     ``list_type`` set on rows that reached §9.2 ordering), ``snapshots`` (:data:`..ledger.SNAPSHOT_COLUMNS`, one per
     T), ``notifications`` (plain dicts with ``kind`` of :data:`NOTIFICATION_KINDS`, ``channel``, ``cycle_point``),
-    the processed ``cycle_points``, the bar ``watermark`` (greatest ``ingested_at`` read; None without bars) and
-    the ``config_version``."""
+    the processed ``cycle_points``, the bar ``watermark`` (greatest ``ingested_at`` read; None without bars), the
+    ``config_version`` and the shadow rows (:mod:`..shadows.book`: ``shadow_decisions`` written at their cycle
+    point, ``shadow_exits`` at the cycle point a shadow closed or its order expired)."""
 
     ledger_rows: pd.DataFrame
     scan_rows: pd.DataFrame
@@ -103,6 +105,8 @@ class EngineOutputs:
     cycle_points: pd.DatetimeIndex
     watermark: pd.Timestamp | None
     config_version: int
+    shadow_decisions: pd.DataFrame = field(default_factory=lambda: decision_frame([]))
+    shadow_exits: pd.DataFrame = field(default_factory=lambda: exit_frame([]))
 
 
 def next_cycle_points(state: EngineState, cfg: Config, *, end: Any, start: Any = None) -> pd.DatetimeIndex:
@@ -183,6 +187,9 @@ class _Run:
         self.list_types: dict[int, str] = {}
         scan = run_scan(inputs, self.bars, self.uni, points)
         self.scan, self.scan_bounds, self.col = scan.rows, scan.bounds, scan.col
+        champion = {s: confidence_source(cfg, s, inputs.confidence)[0].name != RULE_SOURCE for s in Strategy}
+        self.shadow = ShadowBook(state.shadows, cfg, champion)
+        self.shadow.prepare(self.col)
 
     # --- setup ----------------------------------------------------------------------------------------------
     def _initial_work(self, ledger: pd.DataFrame) -> pd.DataFrame:
@@ -220,6 +227,17 @@ class _Run:
             cached = (j, LastBar(from_ns(self.bars.ts[j]), float(self.bars.close[j])))
             self._bar_cache[symbol] = cached
         return cached[1]
+
+    def _last_ns(self, symbol: str) -> int:
+        lb = self._last_bar(symbol)
+        return lb.time.value if lb is not None else _INT64_MIN
+
+    def _production_decision(self, i: int) -> str:
+        """Scan row i's decision at step 6: TAKE / SKIP for the engine-resolved candidates, else the scan's."""
+        r = self.reasons.get(i)
+        if r is not None:
+            return "TAKE" if r is DecisionReason.ENTERED else "SKIP"
+        return str(self.col["decision"][i])
 
     def _note(self, kind: str, channel: str | None, t: pd.Timestamp, **fields: Any) -> None:
         self.notes.append({"kind": kind, "channel": channel, "cycle_point": t, **fields})
@@ -320,13 +338,16 @@ class _Run:
             else:
                 waiting.append(o)
         self.pending = waiting
+        self.shadow.fill_orders(t, self.bars, self._last_ns)
 
         # 2. Exits and grid fills on each symbol's new bars (open < T, newer than its last processed bar).
         by_symbol: dict[str, list[str]] = {}
         for tgid, (meta, _) in self.positions.items():
             by_symbol.setdefault(meta.symbol, []).append(tgid)
         bars = self.bars
-        for _, sym, a, b in self.cursors.advance(k):
+        blocks = self.cursors.advance(k)
+        self.shadow.advance([(sym, a, b) for _, sym, a, b in blocks], bars, t)  # the same bars, the same stepper
+        for _, sym, a, b in blocks:
             for tgid in sorted(by_symbol.get(sym, ())):
                 meta, st = self.positions[tgid]
                 # the bars from the entry bar on, after the last one stepped (sorted: one search)
@@ -354,6 +375,7 @@ class _Run:
             if hold is not None and t_ns >= st.entry_time.value + hold + self.grace_ns:
                 close_position(st, t, self._last_bar(meta.symbol).close, ExitReason.TIME_EXIT, no_data=True)
                 self._closed(meta, st, t, rows, closes)
+        self.shadow.no_data_closes(t, lambda sym: self._last_bar(sym).close)
 
         # 3. Market state; manual closes, then strategy-shift closes.
         m = self.market.at(t_ns)
@@ -456,7 +478,11 @@ class _Run:
                 else:
                     self.reasons[c.key] = DecisionReason.of(reason)
 
-        # 6. Invariants after the cycle point (I-3): fail loudly.
+        # 6. Shadow decisions on the eligible scan rows (SPEC §10.2), after the production decisions.
+        self.shadow.decide(t, a, b, col, self._production_decision, m.regime, m.enabled, m.size_multiplier,
+                           m.vol24h)
+
+        # Invariants after the cycle point (I-3): fail loudly.
         held = OpenCounts(0)
         for meta, _ in self.positions.values():
             held = held.plus(meta.strategy, meta.symbol)
@@ -516,6 +542,7 @@ class _Run:
             shift=self.shift,
             watermark=self.watermark,
             config_version=self.cfg.config_version,
+            shadows=self.shadow.state(),
         )
 
     def scan_history(self) -> pd.DataFrame:
@@ -572,4 +599,6 @@ def run_engine(state: EngineState, inputs: EngineInputs, cycle_points: Iterable[
         cycle_points=points,
         watermark=new_state.watermark,
         config_version=cfg.config_version,
+        shadow_decisions=run.shadow.decision_frame(),
+        shadow_exits=run.shadow.exit_frame(),
     )

@@ -115,6 +115,7 @@ def run_scan(inputs: EngineInputs, bars: BarStore, uni: Universe, points: pd.Dat
         cand = rows["candidate"].to_numpy(dtype=bool)
         if pd.notna(rows["reason"].to_numpy()[cand]).any():
             raise EngineInputError("scan rows' candidates must be undecided (steps 1–3 only)")
-    col = {c: rows[c].to_numpy() for c in ("strategy", "symbol", "candidate", "setup", "reason", "confidence",
-                                           "confidence_source", "setup_value", "scan_id", "regime", "best_strategy")}
+    col = {c: rows[c].to_numpy() for c in ("strategy", "symbol", "tier", "candidate", "setup", "decision", "reason",
+                                           "confidence", "confidence_source", "setup_value", "volume_surge",
+                                           "volume_filter_ratio", "vol_24h", "scan_id", "regime", "best_strategy")}
     return RunScan(rows, bounds, col)

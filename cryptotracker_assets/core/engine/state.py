@@ -13,6 +13,7 @@ from ..exits import ExitRule, PositionState
 from ..ledger import OpenCounts, PendingOrder, TradeMeta
 from ..prioritisation import ShiftState
 from ..protection import ProtectionState
+from ..shadows import ShadowState
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class EngineState:
     trade_group_id order. ``pending_orders``: in decision order. ``manual_pending``: manual closes waiting for a
     fresh decision bar. ``last_bars``: per symbol the latest processed bar. ``protection``: limiter, loss streak,
     daily loss (E₀) and operator state. ``shift``: §9.3 state. ``watermark``: greatest ``ingested_at`` of the bars
-    read so far. ``config_version``: of the last tick.
+    read so far. ``config_version``: of the last tick. ``shadows``: the shadow orders and positions (SPEC §10.2).
     """
 
     cursor: pd.Timestamp | None = None
@@ -96,6 +97,7 @@ class EngineState:
     shift: ShiftState = field(default_factory=ShiftState)
     watermark: pd.Timestamp | None = None
     config_version: int | None = None
+    shadows: ShadowState = field(default_factory=ShadowState)
 
     def to_json(self) -> str:
         """The state as one JSON document (sorted keys; floats exact; ±inf as strings; times ISO-8601 UTC)."""

@@ -1,0 +1,145 @@
+"""Shadows through Dagster and the warehouse (issue 11): the tick writes shadow decisions and exits with its scan rows;
+the daily job analyzes them and proposes; an approved revision is the engine's config from the first cycle point after
+its approval — scan rows, ledger rows and shadows carry its version — and the day's audit replays it; a rollback
+restores the exact previous values; ``cryptotracker shadows`` prints the leaderboard.
+
+The world: two synthetic days of the small universe with a 2 h max hold (so the analyzer's windows — entries whose
+max hold has elapsed — fill within two days)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import dagster as dg
+from cryptotracker_assets.cli import main as cli
+from cryptotracker_assets.core.config import Tier, load_config
+from cryptotracker_assets.core.revisions import proposal_record, proposals_frame
+from cryptotracker_assets.core.shadow_schemas import ShadowOutcomeSchema, ShadowPerformanceSchema
+from cryptotracker_assets.core.shadows.outcomes import derive_outcomes
+from cryptotracker_assets.definitions import build_definitions
+from cryptotracker_assets.services.config_versions import origin_of
+from cryptotracker_assets.services.engine_runner import audit_day
+from cryptotracker_assets.services.revisions import approve, effective_config, rollback_last
+from cryptotracker_assets.storage.warehouse import Warehouse
+from cryptotracker_tests.core.test_shadows import assert_champions_reproduce
+from cryptotracker_tests.engine_support import DAYS, ingest_and_scan, new_world, user_config
+
+SHORT_HOLD = """
+exits: {max_hold_h: 2}
+shadow: {variations: {quick_exits: {max_hold_h: 1}, ml_trust: {hold_h_range: [1, 2]}}}
+"""
+STEP = pd.Timedelta(minutes=5)
+KEY = "strategies.dca.drop_threshold"
+
+
+@pytest.fixture(scope="module")
+def base_world(tmp_path_factory):
+    world = new_world(tmp_path_factory.mktemp("shadow_flow"), user_config(extra=SHORT_HOLD))
+    ingest_and_scan(world, DAYS)
+    return world
+
+
+@pytest.fixture()
+def world(base_world, tmp_path, monkeypatch):
+    w = base_world.copy(tmp_path / "w")
+    for k, v in w.env().items():
+        monkeypatch.setenv(k, v)
+    return w
+
+
+def run(defs, job: str, instance, partition: str | None = None, run_config: dict | None = None):
+    result = defs.resolve_job_def(job).execute_in_process(partition_key=partition, instance=instance,
+                                                          run_config=run_config, raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure][:3]
+    return result
+
+
+def stable_time(wh: Warehouse, cfg, after: pd.Timestamp) -> pd.Timestamp:
+    """A moment after ``after`` whose previous threshold_manager.regime_stable_h had one regime (the gate)."""
+    reg = wh.regimes(after - pd.Timedelta(hours=13), after + pd.Timedelta(hours=12))
+    span = pd.Timedelta(hours=cfg.threshold_manager.regime_stable_h)
+    for t in reg.index[reg.index >= after]:
+        window = reg[(reg.index > t - span) & (reg.index <= t)]
+        if len(window) == span // STEP and window.nunique() == 1 and window.iloc[0] != "UNKNOWN":
+            return t + pd.Timedelta(minutes=2, seconds=30)
+    pytest.fail("no 12 h span with one regime in the synthetic days")
+
+
+def test_tick_writes_shadows_and_the_daily_job_analyzes_and_proposes(world, capsys):
+    defs = build_definitions(world.env())
+    with dg.instance_for_test(temp_dir=str(world.home)) as instance:
+        for d in DAYS:
+            run(defs, "paper_engine_job", instance, d)
+        wh = Warehouse(world.warehouse)
+        rows = wh.shadow_rows()
+        outcomes = derive_outcomes(rows.decisions, rows.exits, rows.real_sells)
+        ShadowOutcomeSchema.validate(outcomes, lazy=True)
+        takes = outcomes[outcomes["opened"]]
+        assert len(takes) > 50 and (takes["outcome"].isin(["WIN", "LOSS", "TIMEOUT"])).mean() > 0.9
+        # every real trade's CHAMPION shadow reproduces it unless a shift / manual / no-data close ended it
+        ledger = wh.read_sql("SELECT * FROM paper_trades")
+        assert assert_champions_reproduce(rows.decisions, rows.exits, ledger) > 5
+        result = run(defs, "shadow_daily_job", instance)
+        perf = wh.performance()
+        ShadowPerformanceSchema.validate(perf.astype({"trades": "int64", "pending": "int64"}), lazy=True)
+        assert set(perf["strategy"]) >= {"ALL", "CHANNEL"} and (perf["analyzed_at"] == wh.engine_state()["cursor"]).all()
+        mats = {m.asset_key.to_user_string(): m for m in result.asset_materializations_for_node("shadow_performance")}
+        meta = mats["shadow_performance"].metadata
+        assert "leaderboard_72h" in meta and any(k.startswith("outperformance_72h/") for k in meta)
+        # the same analysis again stores nothing new (history keyed by analysis time)
+        n = len(wh.read_sql("SELECT * FROM shadow_performance"))
+        run(defs, "shadow_analysis_job", instance)
+        assert len(wh.read_sql("SELECT * FROM shadow_performance")) == n
+        # the daily summary queued for #reports
+        kinds = wh.read_sql("SELECT kind, channel FROM notification_outbox")
+        assert ("shadow_daily_summary", "#reports") in set(map(tuple, kinds.to_numpy()))
+    assert cli(["shadows", "--window", "24"]) == 0
+    out = capsys.readouterr().out
+    assert "CHAMPION" in out and "vs CHAMPION" in out
+
+
+def test_an_approved_revision_acts_from_the_next_cycle_point_and_rolls_back_exactly(world, capsys):
+    defs = build_definitions(world.env())
+    base = load_config(str(world.config))
+    origin = origin_of(str(world.config))
+    wh = Warehouse(world.warehouse)
+    with dg.instance_for_test(temp_dir=str(world.home)) as instance:
+        run(defs, "paper_engine_job", instance, DAYS[0])
+        before = effective_config(wh, base, origin)
+        e = stable_time(wh, before, pd.Timestamp(f"{DAYS[1]} 06:00", tz="UTC"))
+        old = {t: before.strategies.dca.drop_threshold.of(t) for t in Tier}
+        new = {t: -abs(v) * 1.2 for t, v in old.items()}  # a bounded step towards deeper drops
+        rec = proposal_record(strategy="DCA", variation="DCA_DROPS_0.03", tier="LOW", parameter="dca_drop_threshold",
+                              changes=[(f"{KEY}.{t.value}", old[t], new[t], -0.03) for t in Tier],
+                              evidence={"outperformance": 0.04}, created_at=e - pd.Timedelta(hours=1), cfg=before)
+        wh.append_proposals(proposals_frame([rec]))
+        revision = approve(wh, base, origin, rec["proposal_id"], "alice", "shadow evidence", now=e)
+        assert revision.baseline is not None  # stored with the revision (I-17)
+        run(defs, "paper_engine_job", instance, DAYS[1])
+        first = e.floor(STEP) + STEP  # the first cycle point after the approval
+        scans = wh.read_sql("SELECT timestamp, strategy, tier, setup_threshold, config_version FROM scan_history "
+                            "WHERE strategy = 'DCA'")
+        pre, post = scans[scans["timestamp"] < first], scans[scans["timestamp"] >= first]
+        assert set(pre["config_version"]) == {before.config_version}
+        assert set(post["config_version"]) == {revision.config_version} != {before.config_version}
+        large = post[post["tier"] == "large_cap"]["setup_threshold"]
+        assert len(large) > 100 and len(pre) > 100 and (large == new[Tier.LARGE_CAP]).all()
+        assert (pre[pre["tier"] == "large_cap"]["setup_threshold"] == old[Tier.LARGE_CAP]).all()
+        buys = wh.read_sql("SELECT entry_time, config_version FROM paper_trades WHERE side = 'BUY' AND level = 0")
+        assert set(buys.loc[buys["entry_time"] >= first, "config_version"]) <= {revision.config_version}
+        shadows = wh.read_sql("SELECT timestamp, config_version FROM shadow_outcomes")
+        assert set(shadows.loc[shadows["timestamp"] >= first, "config_version"]) <= {revision.config_version}
+        # the day's audit replays it under the configs in force at each cycle point
+        cfg_now = effective_config(wh, base, origin)
+        report = audit_day(wh, cfg_now, pd.Timestamp(DAYS[1], tz="UTC"),
+                           configs=defs.resources["project_config"].timeline)
+        assert report.passed, report.first_difference
+        # roll back: the exact previous values (the same content hash as before the approval)
+        back = rollback_last(wh, base, origin, pd.Timedelta(hours=24), "bob", "undo", now=e + pd.Timedelta(hours=2))
+        assert len(back) == 1
+        restored = effective_config(wh, base, origin)
+        assert restored.fingerprint() == before.fingerprint()
+        assert {t: restored.strategies.dca.drop_threshold.of(t) for t in Tier} == old
+    assert cli(["proposals", "list"]) == 0
+    assert "ROLLED_BACK" in capsys.readouterr().out
