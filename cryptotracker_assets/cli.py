@@ -15,7 +15,8 @@ import pandas as pd
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Daily-partitioned tables below the candles, in flow order (the rows column counts rows, not bars).
 DERIVED_TABLES = ("features_15m", "features_scan", "features_daily", "market_regime", "scan_preview",
-                  "scan_history", "strategy_setups", "paper_trades", "portfolio_snapshots", "engine_state")
+                  "scan_history", "strategy_setups", "paper_trades", "portfolio_snapshots", "engine_state",
+                  "shadow_outcomes", "shadow_exits", "shadow_performance")
 
 
 def _print_table(df: pd.DataFrame) -> None:

@@ -50,7 +50,8 @@ def test_replay_reproduces_the_live_ledger_and_names_a_revised_bar(prepared, ins
     assert "0 differences (identical, bit for bit)" in text and "under the config versions in force" in text
     bt = Warehouse(out)
     pd.testing.assert_frame_equal(read_ledger(bt), live, check_exact=True)
-    for t, keys in (("scan_history", "timestamp, strategy, symbol"), ("portfolio_snapshots", "cycle_point")):
+    for t, keys in (("scan_history", "timestamp, strategy, symbol"), ("portfolio_snapshots", "cycle_point"),
+                    ("shadow_outcomes", "shadow_id"), ("shadow_exits", "shadow_id")):  # shadows too (issue 11)
         a, b = (w.read_sql(f"SELECT * FROM {t} ORDER BY {keys}") for w in (wh, bt))
         assert set(a.columns) == set(b.columns)
         pd.testing.assert_frame_equal(a, b[list(a.columns)], check_exact=True)

@@ -29,7 +29,8 @@ from ..core.engine_records import TickRecord
 from ..core.ledger import Performance, append_rows, empty_ledger, performance
 from ..core.regime import MarketState
 from ..core.replay_parity import LedgerParity, ledger_parity
-from ..storage.warehouse import (LEDGER_TABLE, SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE, Warehouse,
+from ..storage.warehouse import (LEDGER_TABLE, SCAN_HISTORY_TABLE, SHADOW_EXITS_TABLE, SHADOW_OUTCOMES_TABLE,
+                                 SNAPSHOTS_TABLE, Warehouse,
                                  WarehouseError)
 from .engine_runner import day_slices, events_from, fold_day
 from .incremental import horizon_end
@@ -200,7 +201,8 @@ def replay(source: Warehouse, out: Warehouse, segments: Sequence[ConfigSegment],
                 clocks["engine"] += time.perf_counter() - t
                 try:
                     writer.day({LEDGER_TABLE: o.ledger_rows, SCAN_HISTORY_TABLE: o.scan_rows,
-                                SNAPSHOTS_TABLE: o.snapshots}, [row], out_cursor, clock(), TickRecord.of(o, 0))
+                                SNAPSHOTS_TABLE: o.snapshots, SHADOW_OUTCOMES_TABLE: o.shadow_decisions,
+                                SHADOW_EXITS_TABLE: o.shadow_exits}, [row], out_cursor, clock(), TickRecord.of(o, 0))
                 except WarehouseError as exc:
                     raise ReplayError(f"replay: the output refused a day: {exc}") from exc
                 out_cursor = state.cursor

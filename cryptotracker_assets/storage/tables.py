@@ -255,7 +255,8 @@ class TablesMixin:
                     continue
                 cols = set(table_columns(con, table))
                 sym = "count(DISTINCT symbol)" if "symbol" in cols else "NULL"
-                tcol = next(c for c in ("timestamp", "detected_at", "cycle_point", "day") if c in cols)
+                tcol = next(c for c in ("timestamp", "detected_at", "cycle_point", "day", "closed_at", "analyzed_at")
+                            if c in cols)
                 n, nsym, first, last = con.execute(
                     f"SELECT count(*), {sym}, min({tcol}), max({tcol}) FROM {table}").fetchall()[0]
                 if n:
