@@ -263,3 +263,11 @@ def assert_champions_reproduce(decisions: pd.DataFrame, exits_: pd.DataFrame, le
         bad = same[same[col] != same[real]]
         assert bad.empty, f"CHAMPION differs from the real trade in {col}: {bad[['shadow_id', col, real]].head(3)}"
     return len(same)
+
+
+@pytest.mark.parametrize("minutes", [7, 0, 25])
+def test_evaluation_grid_must_be_whole_cycle_points_dividing_a_day(base_raw, minutes):
+    from cryptotracker_assets.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="shadow.evaluate_every_min"):
+        make_cfg(base_raw, {"shadow": {"evaluate_every_min": minutes}})

@@ -166,6 +166,10 @@ def validate_rules(cfg: Config) -> list[str]:
     base = eng.base_timeframe
     if eng.cycle_min % base.minutes != 0:
         errors.append(f"`engine.cycle_min`: {eng.cycle_min} is not a whole number of {base.value} bars")
+    ev = cfg.shadow.evaluate_every_min
+    if ev <= 0 or MINUTES_PER_DAY % ev != 0 or (eng.cycle_min > 0 and ev % eng.cycle_min != 0):
+        errors.append(f"`shadow.evaluate_every_min`: {ev} must divide 1440 and be a multiple of engine.cycle_min "
+                      f"(shadow no-data closes happen at the cycle points on its UTC grid)")
 
     # Every span is whole bars of the timeframe it is applied to.
     st = cfg.strategies
