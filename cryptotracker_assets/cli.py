@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data)
 
     from .replay_cli import add_replay_parser
+    from .models_cli import add_models_parser
     from .revisions_cli import add_revisions_parser
     from .shadows_cli import add_shadows_parser
     from .simulate_cli import add_simulate_parser
@@ -333,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_replay_parser(sub)
     add_revisions_parser(sub)
     add_shadows_parser(sub)
+    add_models_parser(sub)
     return parser
 
 

@@ -33,6 +33,8 @@ from .assets.features import build_feature_assets
 from .assets.maintenance import build_data_gaps_asset, retention_job
 from .assets.market_data import (STANDARD_TIMEFRAMES, build_health_checks, build_ohlc_asset,
                                  build_partition_freshness_checks)
+from .assets.models import (ModelStoreResource, build_labels_asset, candidate_model, champion_model,
+                            models_training_job, training_labels_job)
 from .assets.paper import build_paper_assets
 from .assets.pipeline import build_pipeline_checks
 from .assets.revisions import (approve_proposal_job, build_rollback_monitor_schedule, config_revisions,
@@ -101,7 +103,8 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
     return dg.Definitions(
         assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), engine,
                 build_data_gaps_asset(timeframes), universe, effective_config, config_revisions,
-                shadow_performance, threshold_recommendations],
+                shadow_performance, threshold_recommendations, build_labels_asset(cfg), candidate_model,
+                champion_model],
         asset_checks=[*health_checks, *freshness, *engine_checks, *build_pipeline_checks(timeframes),
                       revisions_consistent, performance_valid],
         jobs=[
@@ -117,6 +120,8 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             rollback_monitor_job,
             shadow_analysis_job,
             shadow_daily_job,
+            training_labels_job,
+            models_training_job,
         ],
         schedules=[*[build_ohlc_schedule(tf, cfg) for tf in scheduled], *build_maintenance_schedules(cfg),
                    build_rollback_monitor_schedule(cfg), *build_shadow_schedules(cfg)],
@@ -130,6 +135,7 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             "project_config": ProjectConfigResource(user_config_path=env.config_path, warehouse=warehouse),
             "market_data": market_source(env),
             "warehouse": warehouse,
+            "model_store": ModelStoreResource(root=env.models_dir),
             "bars_io_manager": BarsIOManager(warehouse=warehouse),
             "table_io_manager": TableIOManager(warehouse=warehouse),
             "notifier": notifier_for(env, cfg),

@@ -9,6 +9,7 @@ All optional — with none set everything runs on the synthetic source, a DuckDB
 - ``CRYPTOTRACKER_WAREHOUSE``: the DuckDB file; else ``$DAGSTER_HOME/warehouse.duckdb``; else
   ``./.dagster_home/warehouse.duckdb`` (where ``make run`` writes).
 - ``DAGSTER_HOME``: the Dagster instance folder (default ``./.dagster_home``).
+- ``CRYPTOTRACKER_MODELS``: the model store folder (default: the project's ``models/``; tests use a temp folder).
 Secrets are never stored here: only whether they are set.
 """
 
@@ -37,6 +38,7 @@ class Environment:
     files_dir: str | None
     polygon_base_url: str | None
     slack: bool
+    models_dir: str = str(Path(__file__).resolve().parent.parent / "models")
 
     @classmethod
     def read(cls, env: Mapping[str, str], cwd: Path | None = None) -> "Environment":
@@ -60,4 +62,6 @@ class Environment:
             files_dir=str((here / files_dir).resolve()) if files_dir else None,
             polygon_base_url=env.get("CRYPTOTRACKER_POLYGON_BASE_URL") or None,
             slack=bool(env.get("SLACK_BOT_TOKEN")),
+            models_dir=str((here / env["CRYPTOTRACKER_MODELS"]).resolve()) if env.get("CRYPTOTRACKER_MODELS")
+            else str(Path(__file__).resolve().parent.parent / "models"),
         )

@@ -48,7 +48,8 @@ def tmp_env(tmp_path) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
-    return {"DAGSTER_HOME": str(home), "CRYPTOTRACKER_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}
+    return {"DAGSTER_HOME": str(home), "CRYPTOTRACKER_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+            "CRYPTOTRACKER_MODELS": str(tmp_path / "models")}  # never the working tree's models/
 
 
 @pytest.fixture()

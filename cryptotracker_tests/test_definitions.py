@@ -33,6 +33,10 @@ EXPECTED_UPSTREAM = {
     "shadow_performance": {"shadow_outcomes", "shadow_exits"},
     "threshold_recommendations": {"shadow_performance", "market_regime"},
     "config_revisions": {"paper_trades", "market_regime", "threshold_recommendations"},
+    # labels from the engine's history, the shadows and the stored features; models from the labels
+    "training_labels": {"scan_history", "paper_trades", "shadow_outcomes", "shadow_exits", "market_regime",
+                        "features_15m", "features_daily"},
+    "candidate_model": {"training_labels"}, "champion_model": {"candidate_model"},
 }
 CHAIN = {"market_regime", "features_scan", "scan_preview", *ENGINE, "strategy_setups", "readiness_board"}
 EXPECTED_JOBS = {
@@ -46,6 +50,7 @@ EXPECTED_JOBS = {
     "approve_proposal_job": {"config_revisions"}, "rollback_monitor_job": {"config_revisions"},
     "shadow_analysis_job": {"shadow_performance"},
     "shadow_daily_job": {"shadow_performance", "threshold_recommendations"},
+    "training_labels_job": {"training_labels"}, "models_training_job": {"candidate_model", "champion_model"},
 }
 EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "ohlc_15m_schedule": ("ohlc_15m_job", "*/15 * * * *"),
@@ -70,6 +75,8 @@ EXPECTED_CHECKS = {
     *{(tf, "ingest_run_failures") for tf in OHLC}, ("engine_state", "long_runs"), ("engine_state", "engine_lag"),
     ("config_revisions", "revisions_consistent"),
     ("shadow_outcomes", "shadow_outcomes_valid"), ("shadow_performance", "performance_valid"),
+    # the SPEC §11.3 promotion gates, blocking in the training run
+    *{("candidate_model", g) for g in ("samples", "test_size", "improvement", "no_leakage", "calibration")},
 }
 PIPELINE_CHECKS = {*{(tf, "ingest_run_failures") for tf in OHLC}, ("engine_state", "long_runs"),
                    ("engine_state", "engine_lag")}
@@ -83,7 +90,7 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     assert upstream == EXPECTED_UPSTREAM
     # Every asset has a consumer or is read by people (boards, end products, config, the engine's history).
     consumed = set().union(*upstream.values())
-    assert set(upstream) - consumed == {"features_15m", "features_daily", "universe", "effective_config",
+    assert set(upstream) - consumed == {"universe", "effective_config", "champion_model",
                                         "data_gaps", "config_revisions", "portfolio_snapshots",
                                         "strategy_setups", "readiness_board", "limiter_state", "engine_ticks",
                                         "notification_outbox"}

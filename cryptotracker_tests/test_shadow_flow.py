@@ -143,3 +143,37 @@ def test_an_approved_revision_acts_from_the_next_cycle_point_and_rolls_back_exac
         assert {t: restored.strategies.dca.drop_threshold.of(t) for t in Tier} == old
     assert cli(["proposals", "list"]) == 0
     assert "ROLLED_BACK" in capsys.readouterr().out
+
+
+def test_training_labels_of_a_day_then_a_training_run_with_its_gates(world):
+    """Labels through Dagster (issue 12 slice): the day's rows from real trades, simulated setups and shadows, with
+    their features known at T; a second materialization adds nothing; training records its gates."""
+    from cryptotracker_assets.core.model_schemas import TrainingLabelSchema
+
+    defs = build_definitions(world.env())
+    with dg.instance_for_test(temp_dir=str(world.home)) as instance:
+        for d in DAYS:
+            run(defs, "paper_engine_job", instance, d)
+            run(defs, "features_job", instance, d)
+        result = run(defs, "training_labels_job", instance, DAYS[1])
+        wh = Warehouse(world.warehouse)
+        labels = wh.labels()
+        TrainingLabelSchema.validate(labels, lazy=True)
+        assert len(labels) > 50 and {"real", "simulated"} <= set(labels["source"])
+        assert (pd.DatetimeIndex(labels["final_day"]) == pd.Timestamp(DAYS[1], tz="UTC")).all()
+        assert (labels["max_feature_time"] < labels["first_label_bar"]).all()
+        assert labels["rsi_14"].notna().mean() > 0.9  # the 15m features joined by time, not filled
+        real = labels[labels["source"] == "real"]
+        sells = wh.read_sql("SELECT scan_id, pnl_usd, exit_reason FROM paper_trades WHERE side = 'SELL'")
+        joined = real.merge(sells, on="scan_id")
+        assert len(joined) == len(real) and ((joined["pnl_usd"] > 0).astype(int) == joined["label"]).all()
+        mats = [m for m in result.asset_materializations_for_node("training_labels")]
+        assert mats[0].metadata["new_rows"].value == len(labels)
+        again = run(defs, "training_labels_job", instance, DAYS[1])
+        assert again.asset_materializations_for_node("training_labels")[0].metadata["new_rows"].value == 0
+        r = defs.resolve_job_def("models_training_job").execute_in_process(partition_key="SWING", instance=instance,
+                                                                           raise_on_error=False)
+        checks = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data.passed
+                  for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+        assert len(checks) == 5 and not all(checks.values())  # a few SWING labels: a blocking gate fails
+        assert wh.champion("SWING") is None  # the pointer never moved

@@ -4,7 +4,8 @@ All SQL of the project lives in this package: :mod:`.base` (connections, transac
 :mod:`.bars` (candles, rejects, gaps), :mod:`.tables` (derived tables, retention, config versions, the summary)
 and :mod:`.engine` (the engine's state, its one-transaction tick commit, the ledger and operator events) and :mod:`.outbox`
 (the notification outbox) and :mod:`.revisions` (the threshold manager's proposals, decisions and revisions) and :mod:`.shadows`
-(shadow reads and retention).
+(shadow reads and retention) and :mod:`.models` (the
+champion pointer, model metrics, training labels).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, SCAN_HISTO
                      SHADOW_OUTCOMES_TABLE, SNAPSHOTS_TABLE, TICKS_TABLE, DayState, EngineTablesMixin,
                      create_engine_tables)
 from .outbox import OUTBOX_TABLE, OutboxMixin
+from .models import ModelTablesMixin, create_model_tables
 from .shadows import ShadowRows, ShadowTablesMixin
 from .revisions import RevisionConflict, RevisionsMixin, create_revision_tables
 from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin, create_config_versions
 
 
 class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, RevisionsMixin, ShadowTablesMixin,
-                WarehouseBase):
+                ModelTablesMixin, WarehouseBase):
     """A DuckDB file (or ``:memory:`` for tests that need one process only): see the package modules."""
 
     def _ensure_schema(self, con) -> None:
@@ -30,6 +32,7 @@ class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, Revision
         create_engine_tables(con)
         create_config_versions(con)
         create_revision_tables(con)
+        create_model_tables(con)
 
 
 __all__ = [
