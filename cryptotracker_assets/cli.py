@@ -133,6 +133,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     props = wh.threshold_proposals()
     print(f"proposals: {len(props)} (`cryptotracker proposals list`; approve with `cryptotracker approve <id> "
           f"--by NAME --why TEXT`)")
+    from .models_cli import demo_models
+
+    if not demo_models(defs, instance, wh, run_config=quiet, tags={
+            "dagster/asset_partition_range_start": first.strftime("%Y-%m-%d"),
+            "dagster/asset_partition_range_end": today.strftime("%Y-%m-%d")}):
+        return 1
     print(f"\nDagster instance: {home} (runs, materializations, check results).")
     print("Open the UI with `make ui` → http://127.0.0.1:3000 (Assets → ohlc_1m → Partitions / Checks; "
           "Automation → schedules, off until you enable them).")

@@ -26,6 +26,7 @@ from resources import (
 )
 from sensors.new_bars import make_new_bars_sensor
 from sensors.outbox import make_outbox_sensor
+from sensors.retraining import make_retraining_sensors
 
 from .assets.common import ohlc_asset_name
 from .assets.config import effective_config, universe
@@ -129,6 +130,7 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             make_new_bars_sensor(paper_engine_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
                                  "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min),
             make_outbox_sensor(),
+            *make_retraining_sensors(shadow_daily_job, training_labels_job, models_training_job),
         ],
         resources={
             # the config with its version (SPEC §0.3): every run records a new effective config in the warehouse

@@ -99,6 +99,43 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 2
 
 
+def demo_models(defs, instance, wh, *, run_config: dict, tags: dict) -> bool:
+    """``make run``: the training labels of the demo window, one training per strategy; prints per strategy the
+    labels, the candidate's composite and whether it was promoted — and which gate decided."""
+    labels = defs.resolve_job_def("training_labels_job").execute_in_process(
+        instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    if not labels.success:
+        print(f"demo FAILED: training_labels_job run {labels.run_id} failed; see the Dagster UI", file=sys.stderr)
+        return False
+    stored = wh.labels()
+    n = 0 if stored is None else len(stored)
+    print(f"\ntraining labels: {n:,} rows"
+          + ("" if not n else " (" + ", ".join(f"{k} {v:,}" for k, v in stored["source"].value_counts().items())
+             + ")"))
+    job = defs.resolve_job_def("models_training_job")
+    # a failing gate fails its run by design (the UI lists it): its stack trace is not news here
+    silent = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    for s in Strategy:
+        r = job.execute_in_process(partition_key=s.value, instance=instance, run_config=silent,
+                                   raise_on_error=False)
+        checks = [e.asset_check_evaluation_data for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+        failed = [c.check_name for c in checks if not c.passed]
+        card = next((m.step_materialization_data.materialization for m in r.get_asset_materialization_events()
+                     if m.step_materialization_data.materialization.asset_key.to_user_string() == "candidate_model"),
+                    None)
+        meta = {k: v.value for k, v in card.metadata.items()} if card is not None else {}
+        if not meta.get("trained"):
+            print(f"  {s.value}: not trained ({meta.get('why_not', 'the run failed: see the Dagster UI')})")
+        elif failed:
+            print(f"  {s.value}: candidate {meta['model_version']} composite {meta['composite']:.3f}, NOT promoted "
+                  f"— gate(s) {', '.join(failed)} failed; the champion stays")
+        else:
+            print(f"  {s.value}: candidate {meta['model_version']} composite {meta['composite']:.3f}, every gate "
+                  f"passed → champion")
+    print("  (model cards and gate results: Dagster UI → Assets → candidate_model; `cryptotracker models list`)")
+    return True
+
+
 def add_models_parser(sub) -> None:
     p = sub.add_parser("models", help="the model store and the champion pointer: list, show, promote, rollback")
     msub = p.add_subparsers(dest="models_command", required=True)

@@ -104,7 +104,8 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     assert {n: s.execution_timezone for n, s in schedules.items() if s.execution_timezone != "UTC"} == {
         "shadow_daily_schedule": "America/Los_Angeles"}
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"paper_engine_sensor", "outbox_delivery_sensor"}
+    assert set(sensors) == {"paper_engine_sensor", "outbox_delivery_sensor", "daily_labels_sensor",
+                            "retraining_sensor"}
     assert sensors["paper_engine_sensor"].job_name == "paper_engine_job"
     assert sensors["paper_engine_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
     # the outbox is delivered as soon as a daemon runs; it launches no runs

@@ -5,6 +5,9 @@ keeps its history and a swap computed from a stale pointer is refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,8 +129,6 @@ def test_models_cli_list_show_promote_gates_and_rollback(tmp_env, cfg, capsys, m
 
     for k, v in tmp_env.items():
         monkeypatch.setenv(k, v)
-    from pathlib import Path
-
     root = Path(tmp_env["CRYPTOTRACKER_MODELS"])
     wh = Warehouse(tmp_env["CRYPTOTRACKER_WAREHOUSE"])
     wh.append_labels(labels_with_model_features(1000, 21))
@@ -150,3 +151,61 @@ def test_models_cli_list_show_promote_gates_and_rollback(tmp_env, cfg, capsys, m
     assert champion_of(wh, Strategy.DCA).model_version == first.model.model_version
     kinds = wh.model_swaps()["kind"].tolist()
     assert kinds == ["promote", "promote", "rollback"]
+
+
+def test_daily_retraining_trains_only_strategies_whose_trigger_holds(tmp_env, instance, cfg):
+    from cryptotracker_assets.definitions import build_definitions
+    from cryptotracker_assets.services.models import retrain_reason
+    from sensors.retraining import DAILY_TAG
+
+    wh = Warehouse(tmp_env["CRYPTOTRACKER_WAREHOUSE"])
+    assert "0 new" in retrain_reason(wh, cfg, Strategy.DCA)
+    wh.append_labels(labels_with_model_features(1000, 31))  # DCA labels only
+    assert retrain_reason(wh, cfg, Strategy.DCA) is None and "0 new" in retrain_reason(wh, cfg, Strategy.SWING)
+    defs = build_definitions(tmp_env)
+    today = pd.Timestamp.now(tz="UTC").floor("1D")
+    result = defs.resolve_job_def("training_labels_job").execute_in_process(
+        partition_key=f"{today:%Y-%m-%d}", instance=instance, tags={DAILY_TAG: "daily-1"})
+    assert result.success
+    event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
+    sensor = next(s for s in defs.sensors if s.name == "retraining_sensor")
+    with dg.build_run_status_sensor_context(sensor_name="retraining_sensor", dagster_instance=instance,
+                                            dagster_run=result.dagster_run, dagster_event=event,
+                                            resources=defs.resources) as ctx:
+        out = sensor(ctx)
+    requests = out if isinstance(out, list) else [out]
+    assert [r.partition_key for r in requests] == ["DCA"]  # SWING and CHANNEL: fewer than min_new_outcomes
+    # after a training, the same labels are not new any more
+    run = train_candidate(wh, cfg, Strategy.DCA, Path(tmp_env["CRYPTOTRACKER_MODELS"]),
+                          pd.Timestamp("2025-03-01", tz="UTC"))
+    assert run.model is not None and "new real + simulated" in retrain_reason(wh, cfg, Strategy.DCA)
+
+
+@pytest.mark.parametrize("mode", ["before_swap", "mid_write"])
+def test_a_kill_mid_promotion_leaves_the_old_champion_whole(tmp_path, cfg, mode):
+    """SIGKILL between writing the model and swapping the pointer, or in the middle of writing the model: the
+    champion is the old model, whole and loadable; a half-written model is invisible and never served."""
+    import multiprocessing as mp
+
+    from cryptotracker_assets.core.ml import list_versions
+    from cryptotracker_tests.model_support import train_then_die
+
+    root = tmp_path / "models"
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.append_labels(labels_with_model_features(1000, 41))
+    old = train_candidate(wh, cfg, Strategy.DCA, root, NOW)
+    promote(wh, old, cfg, root, who="test", why="the old champion", now=NOW)
+    child = mp.get_context("spawn").Process(target=train_then_die, args=(str(wh.path), str(root), mode))
+    child.start()
+    child.join(300)
+    assert child.exitcode == -9
+    assert champion_of(wh, Strategy.DCA).model_version == old.model.model_version
+    assert load(root, Strategy.DCA, old.model.model_version).content_hash == old.stored.content_hash
+    versions = list_versions(root, Strategy.DCA)
+    if mode == "before_swap":  # stored whole but never promoted
+        assert versions == [old.model.model_version, "dca_202503011000"]
+        assert load(root, Strategy.DCA, "dca_202503011000") is not None
+    else:  # only a hidden temp folder: no version to load or promote
+        assert versions == [old.model.model_version]
+        with pytest.raises(ModelError):
+            promote(wh, (Strategy.DCA, "dca_202503011000"), cfg, root, who="x", why="y", now=NOW)

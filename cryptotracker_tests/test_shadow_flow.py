@@ -177,3 +177,74 @@ def test_training_labels_of_a_day_then_a_training_run_with_its_gates(world):
                   for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
         assert len(checks) == 5 and not all(checks.values())  # a few SWING labels: a blocking gate fails
         assert wh.champion("SWING") is None  # the pointer never moved
+
+
+def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, monkeypatch):
+    """A champion swapped in before day 2: day 2's scan rows carry ``model:<version>`` and its P(WIN) — equal to
+    the model run offline over the same feature frame — decided against the strategy's threshold and the near-miss
+    band; shadows see a champion (CONFIDENCE_TEST rows). A corrupt champion file: rule confidence and an alert."""
+    import numpy as np
+
+    from cryptotracker_assets.core.config import Strategy
+    from cryptotracker_assets.core.ml import save, train
+    from cryptotracker_assets.core.ml.features import MODEL_FEATURES, feature_set_version, model_feature_frame
+    from cryptotracker_assets.core.universe import Universe
+    from cryptotracker_assets.services.inference import champions, feature_rows
+    from cryptotracker_assets.storage.models import Swap
+    from cryptotracker_tests.core.test_ml_training import make_labels
+
+    w = new_world(tmp_path / "w", user_config(extra=SHORT_HOLD))
+    ingest_and_scan(w, DAYS, scan=False)
+    env = {**w.env(), "CRYPTOTRACKER_MODELS": str(tmp_path / "models")}
+    defs = build_definitions(env)
+    cfg = defs.resources["project_config"].load()
+    wh = Warehouse(w.warehouse)
+    root = tmp_path / "models"
+    day2 = pd.Timestamp(DAYS[1], tz="UTC")
+    with dg.instance_for_test(temp_dir=str(w.home)) as instance:
+        for d in DAYS:
+            run(defs, "features_job", instance, d)
+        run(defs, "paper_engine_job", instance, DAYS[0])
+        versions = {}
+        for k, s in enumerate(Strategy):
+            raw = make_labels(600, 40 + k, strategy=s.value)
+            labels = raw.drop(columns=["f1", "f2", "f3"]).assign(
+                **{f: np.nan for f in MODEL_FEATURES}).assign(drop=raw["f1"], rsi_14m=50 + 10 * raw["f2"],
+                                                            volume_ratio=raw["f3"])
+            model = train(labels, MODEL_FEATURES, s, cfg, started_at=day2 - pd.Timedelta(hours=2, minutes=k),
+                          feature_set_version=feature_set_version(cfg))
+            stored = save(model, root)
+            wh.record_swap(Swap(s.value, model.model_version, model.feature_set_version, stored.content_hash,
+                                model.test_metrics.composite, "promote", "test", "inference test",
+                                day2 - pd.Timedelta(minutes=1)))
+            versions[s] = (model.model_version, model)
+        run(defs, "paper_engine_job", instance, DAYS[1])
+    scans = wh.read_sql("SELECT * FROM scan_history WHERE setup AND timestamp >= ?", [day2.to_pydatetime()])
+    assert len(scans) > 20
+    for s, (version, model) in versions.items():
+        rows = scans[scans["strategy"] == s.value].reset_index(drop=True)
+        if rows.empty:
+            continue
+        assert set(rows["confidence_source"]) == {f"model:{version}"}
+        ml, daily, regime = feature_rows(wh, day2, day2 + pd.Timedelta(days=1))
+        keys = pd.DataFrame({"symbol": rows["symbol"], "setup_time": rows["timestamp"]})
+        feats = model_feature_frame(keys, rows, ml, daily, regime, Universe.from_config(cfg).tier, cfg=cfg)
+        expected = model.predict_proba(feats)
+        np.testing.assert_array_equal(rows["confidence"].to_numpy(), expected)  # bit for bit
+        thr = cfg.ml.confidence_threshold.of(s)
+        below = (rows["confidence"] < thr) & ~rows["reason"].isin(["stale_data", "insufficient_history",
+                                                                     "data_suspect"])
+        assert below.any() and (rows.loc[below, "reason"] == "ml_below_threshold").all()
+        assert (rows.loc[below & (rows["confidence"] >= cfg.ml.near_miss_ratio * thr), "decision"] == "NEAR_MISS").all()
+        assert (rows["threshold"] == thr).all()
+    shadows = wh.read_sql("SELECT variation FROM shadow_outcomes WHERE timestamp >= ?", [day2.to_pydatetime()])
+    assert shadows["variation"].str.startswith("CONFIDENCE_TEST_").any()  # a champion is in use
+    # a corrupt champion file: never served; the strategy falls back to rule confidence
+    version, _ = versions[Strategy.DCA]
+    clf = root / "dca" / version / "classifier.json"
+    data = bytearray(clf.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    clf.write_bytes(bytes(data))
+    found = champions(wh, cfg, root, day2 + pd.Timedelta(hours=1), feature_rows(wh, day2, day2))
+    assert Strategy.DCA not in found.sources and "cannot be loaded" in found.problems[Strategy.DCA]
+    assert set(found.sources) == {Strategy.SWING, Strategy.CHANNEL}

@@ -10,6 +10,7 @@ import pandas as pd
 from resources.config import ProjectConfigResource
 from resources.warehouse import WarehouseResource
 
+from ..core.common import utc_days
 from ..core.config import Strategy
 from ..core.engine_records import outbox_rows
 from ..core.ml import GATES, ModelStoreError
@@ -44,7 +45,7 @@ def build_labels_asset(cfg) -> dg.AssetsDefinition:
     @dg.asset(name=LABELS, group_name=GROUP, partitions_def=daily_partitions, pool=WAREHOUSE_POOL, owners=OWNERS,
               kinds={"duckdb"}, deps=deps,
               metadata={"table": LABELS, "dagster/column_schema": table_schema(TrainingLabelSchema)},
-              backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+              backfill_policy=dg.BackfillPolicy.single_run(),
               description="Training labels (SPEC §11.1) partitioned by the UTC day their outcome became final: "
                           "real closed trades (no manual or strategy-shift exits), production setups simulated with "
                           "production exits by the engine's stepper, and shadow takes with the §11.1 weights; label "
@@ -54,14 +55,19 @@ def build_labels_asset(cfg) -> dg.AssetsDefinition:
                         warehouse: WarehouseResource) -> dg.MaterializeResult:
         cfg_ = project_config.load()
         wh = warehouse.get()
-        day, _ = partition_window(context)
-        try:
-            labels = labels_for_day(wh, cfg_, day)
-        except LabelInputError as exc:
-            raise dg.Failure(str(exc), allow_retries=False) from None
-        if len(labels):
-            TrainingLabelSchema.validate(labels, lazy=True)
-        added = wh.append_labels(labels)
+        start, end = partition_window(context)
+        parts = []
+        for day in utc_days(start, end):  # one UTC day at a time (a range in one run: backfills, make run)
+            try:
+                day_labels = labels_for_day(wh, cfg_, day)
+            except LabelInputError as exc:
+                raise dg.Failure(str(exc), allow_retries=False) from None
+            if len(day_labels):
+                TrainingLabelSchema.validate(day_labels, lazy=True)
+                parts.append(day_labels)
+        labels = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["source", "strategy",
+                                                                                         "label"])
+        added = sum(wh.append_labels(p) for p in parts)
         return dg.MaterializeResult(metadata={
             "rows": len(labels), "new_rows": added,
             "by_source": json_counts(labels["source"]) if len(labels) else dg.MetadataValue.json({}),

@@ -5,6 +5,8 @@
 from the engine's ``scan_history`` (decided rows).
 """
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -17,9 +19,11 @@ from ..core.setups import readiness_board as build_board
 from ..core.setups import readiness_markdown, scan_from_features, strategy_setups
 from ..partitions import daily_partitions
 from ..services.config_versions import segments, versions_at
+from ..services.inference import Champions, alert_problems, champions, feature_rows
 from ..services.incremental import StaleInputError, plan, require_fresh
 from ..storage.warehouse import SCAN_HISTORY_TABLE
 from .common import OWNERS, WAREHOUSE_POOL, dagster_type, json_counts, partition_window
+from .models import ModelStoreResource
 
 GROUP = "setups"
 SCAN_ROWS_COMPLETE = "scan_rows_complete"  # ERROR: not exactly one row per active symbol × strategy × cycle point
@@ -43,7 +47,7 @@ def build_setup_assets(cfg: Config) -> list[dg.AssetsDefinition]:
                     "undecided candidates for the paper engine. Incremental, each row with its bar watermark.",
     )
     def scan_preview(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
-                     warehouse: WarehouseResource):
+                     warehouse: WarehouseResource, model_store: ModelStoreResource):
         cfg_ = project_config.load()
         u = project_config.universe()
         start, end = partition_window(context)
@@ -61,13 +65,18 @@ def build_setup_assets(cfg: Config) -> list[dg.AssetsDefinition]:
             first, last = (todo[0], todo[-1] + pd.Timedelta(microseconds=1)) if len(todo) else (end, end)
             features = wh.read_slice("features_scan", "timestamp", first, last, con=con)
             regime = wh.read_slice("market_regime", "timestamp", first, last, con=con)
+            frames = feature_rows(wh, first, last, con=con) if len(todo) else (None, None, None)
         marks = p.marks[len(p.points) - len(todo):]
         try:
             require_fresh("features_scan", features, todo, marks)
             require_fresh("market_regime", regime, todo, marks)
         except StaleInputError as exc:
             raise dg.Failure(f"scan_preview {context.partition_key}: {exc}", allow_retries=False) from None
-        parts = [scan_from_features(features, regime, c, start=pts[0], end=pts[-1] + step, symbols=u.active_symbols)
+        # the champion in force (a corrupt / mismatched one counts as none: rule confidence and an alert)
+        found = champions(wh, cfg_, Path(model_store.root), first, frames) if len(todo) else Champions()
+        alert_problems(wh, cfg_, found)
+        parts = [scan_from_features(features, regime, c, start=pts[0], end=pts[-1] + step, symbols=u.active_symbols,
+                                    confidence=found.sources)
                  for c, pts in segments(timeline, todo)]
         rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0] if parts else scan_from_features(
             features, regime, cfg_, start=first, end=end, symbols=u.active_symbols)
@@ -77,6 +86,9 @@ def build_setup_assets(cfg: Config) -> list[dg.AssetsDefinition]:
         keys = rows[["symbol", "strategy", "timestamp"]].drop_duplicates()
         yield dg.Output(rows, metadata={
             REPLACE_FROM: p.replace_from.isoformat(), "rows": len(rows), "cycle_points": points,
+            "confidence_sources": dg.MetadataValue.json({s.value: (found.sources[s].name if s in found.sources else
+                                                                    f"rule ({found.problems[s]})" if s in found.problems
+                                                                    else "rule") for s in Strategy}),
             "stale_rows_recomputed": p.refresh.stale,
             "candidates": int(rows["candidate"].sum()) if len(rows) else 0, "reasons": json_counts(rows["reason"])})
         yield dg.AssetCheckResult(

@@ -139,7 +139,10 @@ def promote(wh: Warehouse, run_or_version, cfg: Config, root: Path, *, who: str,
         strategy = Strategy.parse(strategy)
         composite = None
         expected = champion_of(wh, strategy).model_version
-    loaded = load(root, strategy, version)  # verifies the files against their content hash
+    try:
+        loaded = load(root, strategy, version)  # verifies the files against their content hash
+    except ModelStoreError as exc:
+        raise ModelError(f"{strategy.value}: {version} cannot be loaded, so it never becomes champion: {exc}") from None
     swap = Swap(strategy.value, version, loaded.feature_set_version, loaded.content_hash,
                 composite if composite is not None else loaded.metrics.get("composite"), kind, who, why, now)
     try:
@@ -197,3 +200,22 @@ def rollback_champion(wh: Warehouse, cfg: Config, root: Path, strategy: Strategy
     sid = wh.record_swap(Swap(strategy.value, target, model.feature_set_version, model.content_hash,
                               model.metrics.get("composite"), "rollback", who, why, now), current, check=True)
     return sid, target
+
+
+def retrain_reason(wh: Warehouse, cfg: Config, strategy: Strategy) -> str | None:
+    """None when the daily job retrains ``strategy`` (SPEC §11.2): ≥ ``ml.retrain.min_new_outcomes`` real +
+    simulated labels final since its last training and ≥ ``ml.retrain.min_samples`` rows; else why not."""
+    from ..core.ml import retrain_due
+
+    strategy = Strategy.parse(strategy)
+    labels = wh.labels(strategy.value)
+    if labels is None or labels.empty:
+        return retrain_due(0, 0, cfg)
+    metrics = wh.model_metrics()
+    last = None
+    if metrics is not None and len(metrics):
+        mine = metrics[metrics["strategy"] == strategy.value]
+        last = pd.Timestamp(mine["trained_at"].max()).tz_convert("UTC") if len(mine) else None
+    scored = labels[labels["source"].isin(["real", "simulated"])]
+    new = scored if last is None else scored[pd.DatetimeIndex(scored["outcome_end"]) > last]
+    return retrain_due(len(new), len(labels), cfg)

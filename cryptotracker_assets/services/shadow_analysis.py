@@ -140,7 +140,7 @@ def leaderboard_text(perf: pd.DataFrame, window_h: float, strategy: str = ALL) -
              f"{'tier':<12} {'p (Holm)':>8}"]
     for r in board.itertuples(index=False):
         wr = "" if pd.isna(r.win_rate) else f"{100 * r.win_rate:.1f} %"
-        lines.append(f"{r.rank:>2} {r.variation:<22} {r.trades:>6} {wr:>9} {pct(r.outperformance):>11} "
+        lines.append(f"{r.rank:>2} {r.variation:<22} {r.trades:>6} {wr:>9} {pp(r.outperformance):>11} "
                      f"{pct(r.size_weighted_return):>12} {r.tier:<12} {r.p_z_holm:>8.3f}")
     return "\n".join(lines)
 

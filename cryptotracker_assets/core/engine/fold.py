@@ -187,7 +187,13 @@ class _Run:
         self.list_types: dict[int, str] = {}
         scan = run_scan(inputs, self.bars, self.uni, points)
         self.scan, self.scan_bounds, self.col = scan.rows, scan.bounds, scan.col
+        # a champion in use: the caller's source, or the scan rows' own (model:<version> on the strategy's setups)
         champion = {s: confidence_source(cfg, s, inputs.confidence)[0].name != RULE_SOURCE for s in Strategy}
+        if len(self.scan):
+            src = self.col["confidence_source"]
+            by_model = pd.Series(src).fillna("").astype(str).str.startswith("model:").to_numpy()
+            for s in Strategy:
+                champion[s] = champion[s] or bool((by_model & (self.col["strategy"] == s.value)).any())
         self.shadow = ShadowBook(state.shadows, cfg, champion)
         self.shadow.prepare(self.col)
 
