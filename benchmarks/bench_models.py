@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cryptotracker_assets.core.config import Strategy, load_config
+from cryptotracker_assets.core.features import DAILY_COLUMNS, ML_COLUMNS
 from cryptotracker_assets.core.ml import train
 from cryptotracker_assets.core.ml.features import MODEL_FEATURES, feature_set_version, model_feature_frame
 from cryptotracker_assets.core.universe import Universe
@@ -53,11 +54,13 @@ def inference_ms(model, cfg) -> tuple[float, int]:
     ml = pd.DataFrame({"symbol": np.repeat(syms, len(ml_ts)), "timestamp": np.tile(ml_ts, len(syms)),
                        "warmup": False})
     ml["available_at"] = ml["timestamp"] + pd.Timedelta(minutes=15)
-    for f in MODEL_FEATURES[10:40]:
+    for f in ML_COLUMNS[4:]:
         ml[f] = rng.normal(size=len(ml))
-    daily = pd.DataFrame({"symbol": syms, "timestamp": t.floor("1D"), "warmup": False})
+    daily = pd.DataFrame({"symbol": syms, "timestamp": t.floor("1D"), "warmup": False,
+                          **{f: rng.normal(size=len(syms)) for f in DAILY_COLUMNS[3:]}})
     regime = pd.DataFrame({"timestamp": [t], "regime": ["NORMAL"], "btc_ret_1h": [0.0], "btc_ret_4h": [0.0],
-                           "btc_ret_24h": [0.0], "btc_vol_24h": [0.03]})
+                           "btc_ret_24h": [0.0], "btc_vol_24h": [0.03], "regime_panic": [0.0],
+                           "regime_caution": [0.0], "regime_euphoria": [0.0]})
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()

@@ -22,6 +22,7 @@ from ..core.ml import (GATES, GateResult, ModelStoreError, StoredModel, TrainedM
                        calibration_gate, improvement_gate, leakage_gate, load, samples_gate, save, score, split_rows,
                        test_size_gate, train)
 from ..core.ml.features import MODEL_FEATURES, feature_set_version
+from ..core.model_schemas import ModelMetricsSchema
 from ..storage.models import Swap
 from ..storage.warehouse import Warehouse
 
@@ -118,6 +119,7 @@ def metrics_rows(model: TrainedModel, run: CandidateRun) -> pd.DataFrame:
     for c in ("accuracy", "precision", "recall", "composite", "auc"):
         df[c] = df[c].astype("float64")
     df["rows"] = df["rows"].astype("int64")
+    ModelMetricsSchema.validate(df, lazy=True)
     return df
 
 
