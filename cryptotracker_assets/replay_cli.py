@@ -113,6 +113,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         columns = [c for c in LEDGER_COLUMNS if in_force or c != "config_version"]
         report = replay(source, out, segments, args.start, args.end + DAY, use_events=not args.no_events,
                         fresh=args.fresh, chunk_days=args.chunk_days, parity_columns=columns,
+                        models_root=args.env.models_dir,  # the champions in force score the setups, as live
                         progress=None if args.quiet else (lambda m: print(f"  {m}", flush=True)))
     except (ReplayError, ConfigError, WarehouseError) as exc:
         print(f"replay refused: {exc}", file=sys.stderr)

@@ -189,7 +189,7 @@ def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, mon
     from cryptotracker_assets.core.ml import save, train
     from cryptotracker_assets.core.ml.features import MODEL_FEATURES, feature_set_version, model_feature_frame
     from cryptotracker_assets.core.universe import Universe
-    from cryptotracker_assets.services.inference import champions, feature_rows
+    from cryptotracker_assets.services.inference import alert_problems, champions, feature_rows
     from cryptotracker_assets.storage.models import Swap
     from cryptotracker_tests.core.test_ml_training import make_labels
 
@@ -239,6 +239,18 @@ def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, mon
         assert (rows["threshold"] == thr).all()
     shadows = wh.read_sql("SELECT variation FROM shadow_outcomes WHERE timestamp >= ?", [day2.to_pydatetime()])
     assert shadows["variation"].str.startswith("CONFIDENCE_TEST_").any()  # a champion is in use
+    # the backtest replays the champion that was in force: the same scan rows and ledger, bit for bit
+    monkeypatch.setenv("CRYPTOTRACKER_MODELS", str(root))
+    for k, v in w.env().items():
+        monkeypatch.setenv(k, v)
+    from cryptotracker_assets.cli import main as cli
+
+    out = tmp_path / "bt.duckdb"
+    assert cli(["replay", "--from", DAYS[0], "--to", DAYS[1], "--out", str(out), "--quiet", "--require-parity"]) == 0
+    bt = Warehouse(out)
+    a = wh.read_sql("SELECT * FROM scan_history ORDER BY timestamp, strategy, symbol")
+    b = bt.read_sql("SELECT * FROM scan_history ORDER BY timestamp, strategy, symbol")
+    pd.testing.assert_frame_equal(a, b[list(a.columns)], check_exact=True)
     # a corrupt champion file: never served; the strategy falls back to rule confidence
     version, _ = versions[Strategy.DCA]
     clf = root / "dca" / version / "classifier.json"
@@ -248,3 +260,6 @@ def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, mon
     found = champions(wh, cfg, root, day2 + pd.Timedelta(hours=1), feature_rows(wh, day2, day2))
     assert Strategy.DCA not in found.sources and "cannot be loaded" in found.problems[Strategy.DCA]
     assert set(found.sources) == {Strategy.SWING, Strategy.CHANNEL}
+    assert alert_problems(wh, cfg, found) == 1 and alert_problems(wh, cfg, found) == 0  # one alert, not one a tick
+    alert = wh.read_sql("SELECT channel, text FROM notification_outbox WHERE kind = 'champion_unavailable'")
+    assert alert["channel"].tolist() == ["#system-alerts"] and "rule confidence" in alert["text"].iloc[0]

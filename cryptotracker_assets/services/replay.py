@@ -131,14 +131,15 @@ def _initial(source: Warehouse, out: Warehouse, cfg: Config, start: pd.Timestamp
 
 def replay(source: Warehouse, out: Warehouse, segments: Sequence[ConfigSegment], start: pd.Timestamp,
            end: pd.Timestamp, *, use_events: bool = True, fresh: bool = False, chunk_days: int = 5,
-           workers: int = 1, parity_columns: Sequence[str] | None = None,
+           workers: int = 1, parity_columns: Sequence[str] | None = None, models_root: str | None = None,
            progress: Callable[[str], None] | None = None,
            clock: Callable[[], pd.Timestamp] = lambda: pd.Timestamp.now(tz="UTC")) -> ReplayReport:
     """Replay the engine over the source's stored bars for the cycle points in [start, end) (capped at the newest
     stored bar) into ``out``; see the module doc. ``segments``: the configs in force (the first one from ``start``).
     ``workers``: 1 prepares the next chunk in a worker process and commits in a writer process while the engine
     folds (both cores); 0 does everything in order in this process (same result). ``parity_columns``: the ledger
-    columns compared with the live ledger (default: all)."""
+    columns compared with the live ledger (default: all). ``models_root``: the model store, so setups are scored by
+    the champions that were in force (the source's model_registry), as live."""
     if not segments:
         raise ReplayError("a replay needs a config")
     if out.path != ":memory:" and os.path.realpath(out.path) == os.path.realpath(source.path):
@@ -167,7 +168,7 @@ def replay(source: Warehouse, out: Warehouse, segments: Sequence[ConfigSegment],
     if first >= end:
         say(f"nothing to replay: the output already covers [{start}, {end})")
     plan = [(c0, c1, cfg) for a, b, cfg in _segment_points(segments, first, end) for c0, c1 in _chunks(a, b, chunk_days)]
-    preparer = ChunkPreparer(source, workers)
+    preparer = ChunkPreparer(source, workers, models_root)
     writer = OrderedWriter(out, workers)
     try:
         seen = frozenset(state.last_bars)

@@ -9,6 +9,8 @@ one thread (``workers=0``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,6 +24,8 @@ from ..core.config import Config, build_config, raw_dict
 from ..core.engine import BAR_COLUMNS
 from ..core.regime import MarketState, build_market_regime
 from ..core.setups import scan_features, scan_from_features
+from .inference import champions, feature_rows
+from .operator import first_cycle_point_after
 from ..core.universe import Universe
 from ..core.watermarks import derived_span
 from ..storage.warehouse import Warehouse
@@ -43,13 +47,17 @@ class ChunkInputs:
 
 
 def prepare_chunk(source: Warehouse, cfg: Config, start: pd.Timestamp, end: pd.Timestamp,
-                  extra_symbols: Sequence[str], market: MarketState | None, seen: frozenset[str]) -> ChunkInputs:
+                  extra_symbols: Sequence[str], market: MarketState | None, seen: frozenset[str],
+                  models_root: str | None = None) -> ChunkInputs:
     """Read the chunk's bars (every universe symbol and ``extra_symbols``, from ``start − derived_span``) and run the
     live chain's functions on them: scan features, market regime (continuing ``market``), scan rows.
 
     ``seen``: symbols whose bars before ``start − engine.cycle_min`` the engine has processed when it reaches
     ``start`` (a last bar in the state, or a bar in an earlier chunk): the engine gets only their bars from there
-    on — exactly the bars after their last processed one — and every bar of the others, as a live tick does."""
+    on — exactly the bars after their last processed one — and every bar of the others, as a live tick does.
+
+    ``models_root``: the model store; the scan then scores setups with the champions that were in force (the
+    source's ``model_registry``: each swap from the first cycle point after it), as the live scan did."""
     uni = Universe.from_config(cfg)
     active = uni.active_symbols
     scan_syms = active if uni.market_symbol in active else [*active, uni.market_symbol]
@@ -69,13 +77,29 @@ def prepare_chunk(source: Warehouse, cfg: Config, start: pd.Timestamp, end: pd.T
     regime = regime.assign(config_version=cfg.config_version)
     sec["regime"] = time.perf_counter() - t
     t = time.perf_counter()
-    scan = scan_from_features(feats, regime, cfg, start=start, end=end, symbols=active)
+    scan = champion_scan(source, cfg, feats, regime, start, end, active, models_root)
     sec["scan"] = time.perf_counter() - t
     new = (bars["timestamp"] >= start - pd.Timedelta(minutes=cfg.engine.cycle_min)) | ~bars["symbol"].isin(seen)
     engine_bars = bars.loc[new, list(BAR_COLUMNS)]
     engine_bars = engine_bars.assign(symbol=engine_bars["symbol"].astype("category"))  # cheap to pickle
     sec["peak_mb"] = peak_rss_mb()
     return ChunkInputs(start, end, engine_bars, regime, scan, after, seen | frozenset(bars["symbol"].unique()), sec)
+
+
+def champion_scan(source: Warehouse, cfg: Config, feats: pd.DataFrame, regime: pd.DataFrame, start: pd.Timestamp,
+                  end: pd.Timestamp, active: Sequence[str], models_root: str | None) -> pd.DataFrame:
+    """The scan rows of [start, end), each part under the champions in force there (none: rule confidence)."""
+    swaps = source.model_swaps() if models_root else None
+    if swaps is None or swaps.empty:
+        return scan_from_features(feats, regime, cfg, start=start, end=end, symbols=active)
+    cuts = sorted({first_cycle_point_after(pd.Timestamp(t).tz_convert("UTC"), cfg) for t in swaps["swapped_at"]})
+    bounds = [start, *[c for c in cuts if start < c < end], end]
+    parts = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        ml, daily, _ = feature_rows(source, a, b)
+        found = champions(source, cfg, Path(models_root), a, (ml, daily, regime))
+        parts.append(scan_from_features(feats, regime, cfg, start=a, end=b, symbols=active, confidence=found.sources))
+    return pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else parts[0]
 
 
 def peak_rss_mb() -> float:
@@ -93,21 +117,22 @@ WRITER_MEMORY_MB = 256
 
 def _prepare_in_worker(source_path: str, lock_wait_s: float, raw: dict, version: int, start: pd.Timestamp,
                        end: pd.Timestamp, extra_symbols: Sequence[str], market: MarketState | None,
-                       seen: frozenset[str]) -> ChunkInputs:
+                       seen: frozenset[str], models_root: str | None) -> ChunkInputs:
     key = (repr(sorted(raw.items())), version)
     if key not in _CONFIGS:  # a Config does not pickle (generic models): it travels as its values
         _CONFIGS[key] = build_config(raw, source="replay", config_version=version)
     source = Warehouse(source_path, lock_timeout_s=lock_wait_s, create=False, memory_limit_mb=WRITER_MEMORY_MB,
                        threads=1)
-    return prepare_chunk(source, _CONFIGS[key], start, end, extra_symbols, market, seen)
+    return prepare_chunk(source, _CONFIGS[key], start, end, extra_symbols, market, seen, models_root)
 
 
 class ChunkPreparer:
     """Prepares chunks in a worker process (``workers=1``) or inline (``workers=0``); :meth:`submit` returns a
     future-like object whose ``result()`` is the :class:`ChunkInputs`."""
 
-    def __init__(self, source: Warehouse, workers: int) -> None:
+    def __init__(self, source: Warehouse, workers: int, models_root: str | None = None) -> None:
         self.source = source
+        self.models_root = models_root
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) if workers else None
 
     def submit(self, cfg: Config, start: pd.Timestamp, end: pd.Timestamp, extra_symbols: Sequence[str],
@@ -115,12 +140,13 @@ class ChunkPreparer:
         if self.pool is None:
             done: Future = Future()
             try:
-                done.set_result(prepare_chunk(self.source, cfg, start, end, extra_symbols, market, seen))
+                done.set_result(prepare_chunk(self.source, cfg, start, end, extra_symbols, market, seen,
+                                              self.models_root))
             except BaseException as exc:  # re-raised by result(), like the pool's futures
                 done.set_exception(exc)
             return done
         return self.pool.submit(_prepare_in_worker, self.source.path, self.source.lock_timeout_s, raw_dict(cfg),
-                                cfg.config_version, start, end, list(extra_symbols), market, seen)
+                                cfg.config_version, start, end, list(extra_symbols), market, seen, self.models_root)
 
     def close(self) -> None:
         if self.pool is not None:
