@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..core.common import utc_days
 from ..core.config import Config
 from ..core.engine import BarStore
 from ..core.features import DAILY_COLUMNS, ML_COLUMNS
 from ..core.ml.labels import LABEL_ROW_COLUMNS, build_labels
-from ..core.regime import Regime
+from ..core.regime import Regime, build_market_regime
+from ..core.setups import scan_features, scan_from_features
 from ..core.shadows.outcomes import derive_outcomes
 from ..core.universe import Universe
+from ..core.watermarks import derived_span
 from ..storage.warehouse import Warehouse
 from .operator import read_ledger
 
@@ -36,13 +39,14 @@ def labels_for_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> pd.DataFram
     u = Universe.from_config(cfg)
     with wh.snapshot() as con:
         scan = wh.read_slice("scan_history", "timestamp", start, end, con=con)
+        regime = wh.read_slice("market_regime", "timestamp", start, end, con=con)
+        scan, regime = with_replayed_setups(wh, cfg, scan, regime, start, end, con)
         if scan is None or scan.empty:
             return build_empty(cfg)
         symbols = sorted(set(scan["symbol"]))
         bars = wh.read_bars(cfg.engine.base_timeframe, start, end, symbols, con=con)
         ml = wh.read_slice("features_15m", "timestamp", start - DAY, end, symbols, con=con)
         daily = wh.read_slice("features_daily", "timestamp", start - DAY, end, symbols, con=con)
-        regime = wh.read_slice("market_regime", "timestamp", start, end, con=con)
         ledger = read_ledger(wh, start, end + pd.Timedelta(hours=cfg.exits.max_hold_h) + DAY, con=con)
         shadows = wh.shadow_rows(start, end, con=con)
     if regime is None:
@@ -64,6 +68,39 @@ def labels_for_day(wh: Warehouse, cfg: Config, day: pd.Timestamp) -> pd.DataFram
                           daily_rows=daily, regime_rows=regime, shadow_outcomes=outcomes, as_of=bars_end,
                           current_regime=current, bars_end=bars_end, tier_of=u.tier)
     return labels.loc[pd.DatetimeIndex(labels["final_day"]) == day].reset_index(drop=True)
+
+
+def with_replayed_setups(wh: Warehouse, cfg: Config, scan: pd.DataFrame | None, regime: pd.DataFrame | None,
+                         start: pd.Timestamp, end: pd.Timestamp, con) -> tuple[pd.DataFrame | None,
+                                                                               pd.DataFrame | None]:
+    """The scan rows of [start, end) plus, for the UTC days the engine never saw (no scan_history rows) but whose
+    base bars are stored, the detectors replayed over those bars — the live chain's functions (scan features,
+    market regime, steps 1–3 of the scan), as the backtest runs them (SPEC §11.1 simulated rows)."""
+    seen = set() if scan is None or scan.empty else set(pd.DatetimeIndex(scan["timestamp"]).floor("1D"))
+    days = [d for d in utc_days(start, end) if d not in seen]
+    if not days:
+        return scan, regime
+    u = Universe.from_config(cfg)
+    a, b = max(start, days[0]), min(end, days[-1] + DAY)
+    bars = wh.read_bars(cfg.engine.base_timeframe, a - derived_span(cfg), b, sorted(u.tiers), con=con)
+    if bars.empty:
+        return scan, regime
+    active = u.active_symbols
+    scan_syms = active if u.market_symbol in active else [*active, u.market_symbol]
+    regime_syms = list(dict.fromkeys([u.market_symbol, *cfg.prioritisation.symbols]))
+    feats = scan_features(bars[bars["symbol"].isin(scan_syms)], cfg, start=a, end=b, symbols=active)
+    reg, _ = build_market_regime(bars[bars["symbol"].isin(regime_syms)], cfg, start=a, end=b)
+    replayed = scan_from_features(feats, reg, cfg, start=a, end=b, symbols=active)
+    keep = pd.DatetimeIndex(replayed["timestamp"]).floor("1D").isin(days)
+    replayed = replayed.loc[keep]
+    if regime is not None and len(regime):
+        reg = reg.loc[~pd.DatetimeIndex(reg["timestamp"]).isin(pd.DatetimeIndex(regime["timestamp"]))]
+    parts = [f for f in (scan, replayed) if f is not None and len(f)]
+    regimes = [f for f in (regime, reg) if f is not None and len(f)]
+    scan = pd.concat(parts, ignore_index=True) if parts else scan
+    regime = pd.concat(regimes, ignore_index=True).sort_values("timestamp").reset_index(drop=True) if regimes \
+        else regime
+    return scan, regime
 
 
 def build_empty(cfg: Config) -> pd.DataFrame:
