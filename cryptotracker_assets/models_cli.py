@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -28,18 +27,10 @@ def _context(args: argparse.Namespace):
 
 
 def _report(args: argparse.Namespace, strategy: str, metadata: dict) -> None:
-    home = Path(args.env.dagster_home)
-    if not (home / "dagster.yaml").exists():
-        return
-    try:
-        os.environ["DAGSTER_HOME"] = str(home)
-        import dagster as dg
+    """A runless materialization of ``champion_model`` for the strategy (see :mod:`.instance_events`)."""
+    from .instance_events import report_materialization
 
-        with dg.DagsterInstance.get() as instance:
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key="champion_model", partition=strategy, metadata=metadata))
-    except Exception as exc:  # the swap is committed; the instance only mirrors it
-        print(f"warning: champion_model not reported to the Dagster instance at {home}: {exc}", file=sys.stderr)
+    report_materialization(args.env.dagster_home, "champion_model", metadata, partition=strategy)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

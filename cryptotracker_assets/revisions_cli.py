@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -51,23 +49,11 @@ def _errors():
 
 
 def _report_materialization(args: argparse.Namespace, description: str, metadata: dict) -> None:
-    """A runless materialization of ``config_revisions`` in the Dagster instance of ``$DAGSTER_HOME``, when it
-    exists (never created here); a failure is a warning, never a failed command."""
-    home = Path(args.env.dagster_home)
-    if not (home / "dagster.yaml").exists():
-        return
-    try:
-        os.environ["DAGSTER_HOME"] = str(home)
-        import dagster as dg
+    """A runless materialization of ``config_revisions`` (see :mod:`.instance_events`)."""
+    from .assets.revisions import CONFIG_REVISIONS
+    from .instance_events import report_materialization
 
-        from .assets.revisions import CONFIG_REVISIONS
-
-        with dg.DagsterInstance.get() as instance:
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key=CONFIG_REVISIONS, description=description,
-                metadata={k: v for k, v in metadata.items() if v is not None}))
-    except Exception as exc:  # the change is committed; the instance only mirrors it
-        print(f"warning: config_revisions not reported to the Dagster instance at {home}: {exc}", file=sys.stderr)
+    report_materialization(args.env.dagster_home, CONFIG_REVISIONS, metadata, description=description)
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
