@@ -75,7 +75,7 @@ def champions(wh: Warehouse, cfg: Config, root: Path, at: pd.Timestamp, frames: 
         if ch.model_version is None:
             continue
         try:
-            model = load(root, s, ch.model_version)
+            model = load(root, s, ch.model_version, regressors=False)  # every file verified, the classifier parsed
         except ModelStoreError as exc:
             out.problems[s] = f"champion {ch.model_version} cannot be loaded: {exc}"
             continue

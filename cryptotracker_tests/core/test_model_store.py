@@ -66,6 +66,14 @@ def test_a_flipped_byte_raises_naming_the_file(model, tmp_path, name):
     path.write_bytes(bytes(data))
     with pytest.raises(ModelStoreError, match=name):
         load(tmp_path, "DCA", model.model_version)
+    with pytest.raises(ModelStoreError, match=name):  # the classifier-only load (inference) verifies every file
+        load(tmp_path, "DCA", model.model_version, regressors=False)
+
+
+def test_the_classifier_only_load_predicts_the_same(model, labels, tmp_path):
+    save(model, tmp_path)
+    light = load(tmp_path, "DCA", model.model_version, regressors=False)
+    assert np.array_equal(light.predict_proba(labels), model.predict_proba(labels)) and dict(light.regressors) == {}
 
 
 def test_missing_or_tampered_files_raise_naming_them(model, tmp_path):

@@ -135,9 +135,10 @@ def _read_json(path: Path, data: bytes) -> Any:
         raise ModelStoreError(f"{path.name} of {path.parent} is not valid JSON: {exc}") from None
 
 
-def load(root: Path, strategy: Strategy | str, version: str) -> LoadedModel:
+def load(root: Path, strategy: Strategy | str, version: str, *, regressors: bool = True) -> LoadedModel:
     """Read and verify ``root/<strategy>/<version>/``: every file of the manifest present with its SHA-256, the
-    content hash, the manifest's strategy and version; raises :class:`ModelStoreError` naming the file otherwise."""
+    content hash, the manifest's strategy and version; raises :class:`ModelStoreError` naming the file otherwise.
+    ``regressors=False``: every file is still verified, only the classifier is parsed (confidence only)."""
     strategy, path = _version_dir(root, strategy, version)
     if not path.is_dir():
         raise ModelStoreError(f"no model {version} at {path}")
@@ -178,9 +179,9 @@ def load(root: Path, strategy: Strategy | str, version: str) -> LoadedModel:
         b.set_param({"nthread": MAX_THREADS})
         return b
 
-    regressors = {t: booster(regressor_file(t)) for t in meta["regressors"]}
+    boosters = {t: booster(regressor_file(t)) for t in meta["regressors"]} if regressors else {}
     return LoadedModel(strategy, version, meta["feature_set_version"], tuple(meta["features"]),
-                       booster(CLASSIFIER_FILE), regressors, metrics, path, expected[2])
+                       booster(CLASSIFIER_FILE), boosters, metrics, path, expected[2])
 
 
 def list_versions(root: Path, strategy: Strategy | str) -> list[str]:
