@@ -239,6 +239,27 @@ def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, mon
         assert (rows["threshold"] == thr).all()
     shadows = wh.read_sql("SELECT variation FROM shadow_outcomes WHERE timestamp >= ?", [day2.to_pydatetime()])
     assert shadows["variation"].str.startswith("CONFIDENCE_TEST_").any()  # a champion is in use
+    # ML_TRUST: tp, stop (unwidened) and hold from the champion's regressors on the row's features, clamped (§10.1)
+    trust = wh.read_sql("SELECT * FROM shadow_outcomes WHERE variation = 'ML_TRUST' AND opened")
+    assert len(trust) > 0
+    ml_, daily_, regime_ = feature_rows(wh, day2, day2 + pd.Timedelta(days=1))
+    scans_all = wh.read_sql("SELECT * FROM scan_history WHERE timestamp >= ?", [day2.to_pydatetime()])
+    for s, (version, model) in versions.items():
+        mine = trust[trust["strategy"] == s.value]
+        if mine.empty:
+            continue
+        rows = scans_all.set_index("scan_id").loc[mine["scan_id"]].reset_index()
+        keys = pd.DataFrame({"symbol": rows["symbol"], "setup_time": rows["timestamp"]})
+        feats = model_feature_frame(keys, rows, ml_, daily_, regime_, Universe.from_config(cfg).tier, cfg=cfg)
+        tg = model.predict_targets(feats)
+        rt = np.array([2 * cfg.costs.taker_fee + 2 * cfg.costs.slippage.of(t) for t in mine["tier"]])
+        lo, hi = cfg.shadow.variations.ml_trust.hold_h_range
+        np.testing.assert_array_equal(mine["take_profit"].to_numpy(),
+                                      np.minimum(np.maximum(tg["tp_target"].to_numpy(), rt), cfg.ml.targets.tp_cap))
+        np.testing.assert_array_equal(mine["stop_loss"].to_numpy(),
+                                      np.minimum(np.maximum(tg["sl_target"].to_numpy(), cfg.ml.targets.sl_floor), 0.5))
+        np.testing.assert_array_equal(mine["max_hold_h"].to_numpy(),
+                                      np.minimum(np.maximum(tg["hold_target_h"].to_numpy(), lo), hi))
     # the backtest replays the champion that was in force: the same scan rows and ledger, bit for bit
     monkeypatch.setenv("CRYPTOTRACKER_MODELS", str(root))
     for k, v in w.env().items():
@@ -251,6 +272,10 @@ def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, mon
     a = wh.read_sql("SELECT * FROM scan_history ORDER BY timestamp, strategy, symbol")
     b = bt.read_sql("SELECT * FROM scan_history ORDER BY timestamp, strategy, symbol")
     pd.testing.assert_frame_equal(a, b[list(a.columns)], check_exact=True)
+    for table in ("shadow_outcomes", "shadow_exits"):  # the shadows too: the champion's outputs replayed
+        a = wh.read_sql(f"SELECT * FROM {table} ORDER BY shadow_id")
+        b = bt.read_sql(f"SELECT * FROM {table} ORDER BY shadow_id")
+        pd.testing.assert_frame_equal(a, b[list(a.columns)], check_exact=True)
     # a corrupt champion file: never served; the strategy falls back to rule confidence
     version, _ = versions[Strategy.DCA]
     clf = root / "dca" / version / "classifier.json"

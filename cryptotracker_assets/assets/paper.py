@@ -10,6 +10,8 @@ paper equals replay, and where a late or revised bar shows its effect). ``ledger
 ERROR check, and the engine refuses to tick while its latest result is a failure.
 """
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 
@@ -30,9 +32,11 @@ from ..core.watermarks import derived_span
 from ..partitions import daily_partitions
 from ..services.config_versions import config_of_day
 from ..services.engine_runner import EngineRunError, audit_day, engine_points_per_day, run_tick
+from ..services.inference import scorer
 from ..services.operator import read_ledger
 from ..storage.warehouse import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, OUTBOX_TABLE, SCAN_HISTORY_TABLE,
                                  SHADOW_EXITS_TABLE, SHADOW_OUTCOMES_TABLE, SNAPSHOTS_TABLE, TICKS_TABLE)
+from .models import ModelStoreResource
 from .common import (OWNERS, WAREHOUSE_POOL, json_counts, lookback_dep, markdown_table, ohlc_asset_name,
                      partition_window, previous_day_dep, table_schema)
 
@@ -88,13 +92,14 @@ def _refuse_after_failed_invariants(context: dg.AssetExecutionContext) -> None:
             allow_retries=False)
 
 
-def _audit(wh, cfg, day: pd.Timestamp, project_config: ProjectConfigResource) -> AuditReport:
+def _audit(wh, cfg, day: pd.Timestamp, project_config: ProjectConfigResource, models_root: str) -> AuditReport:
     """The day's audit; scan rows the engine refuses (e.g. recomputed under another config version since) fail
     the day naming why, instead of failing the check's step. A day with an approved revision or a rollback is
     replayed under the configs in force at each cycle point."""
     timeline = project_config.timeline(day, day + pd.Timedelta(days=1))
     try:
-        return audit_day(wh, cfg, day, configs=project_config.timeline if len(timeline) > 1 else None)
+        return audit_day(wh, cfg, day, configs=project_config.timeline if len(timeline) > 1 else None,
+                         scores=scorer(wh, cfg, Path(models_root)))
     except EngineInputError as exc:
         return AuditReport(day=day, cycle_points=0, passed=False, compared={},
                            first_difference=f"the day cannot be replayed on the rows stored now: {exc}")
@@ -121,13 +126,14 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
                     "transaction.",
     )
     def paper_engine(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
-                     warehouse: WarehouseResource):
+                     warehouse: WarehouseResource, model_store: ModelStoreResource):
         _refuse_after_failed_invariants(context)
         cfg_ = project_config.load()
         start, end = partition_window(context)
         try:
             result = run_tick(warehouse.get(), cfg_, start=start, until=end, validate=validate_engine_outputs,
-                              configs=project_config.timeline)
+                              configs=project_config.timeline,
+                              scores=scorer(warehouse.get(), cfg_, Path(model_store.root)))
         except EngineRunError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from None
         out = result.outputs
@@ -199,13 +205,14 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
                                 "day before, on the bars, scan rows and events stored now, and compares ledger, scan "
                                 "history, snapshots and end state with the stored rows; names the first difference.")
     def replay_matches_ledger(context: dg.AssetCheckExecutionContext, project_config: ProjectConfigResource,
-                              warehouse: WarehouseResource):
+                              warehouse: WarehouseResource, model_store: ModelStoreResource):
         cfg_ = project_config.load()
         wh = warehouse.get()
         tw = context.op_execution_context.partition_time_window
         start, end = pd.Timestamp(tw.start).tz_convert("UTC"), pd.Timestamp(tw.end).tz_convert("UTC")
         # each day is replayed under the config version it ran with (SPEC §0.3), not the one loaded now
-        reports = [_audit(wh, config_of_day(wh, cfg_, d), d, project_config) for d in utc_days(start, end)]
+        reports = [_audit(wh, config_of_day(wh, cfg_, d), d, project_config, model_store.root)
+                   for d in utc_days(start, end)]
         failed = [r for r in reports if not r.passed]
         table = pd.DataFrame([{"day": f"{r.day:%Y-%m-%d}", "cycle_points": r.cycle_points, "passed": r.passed,
                                "first_difference": r.first_difference or ""} for r in reports])

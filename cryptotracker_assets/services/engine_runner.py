@@ -139,13 +139,13 @@ def day_slices(frame: pd.DataFrame) -> Callable[[pd.Timestamp], pd.DataFrame]:
 
 
 def fold_day(state: EngineState, ledger: pd.DataFrame, cfg: Config, bars: BarStore, regime: pd.DataFrame,
-             scan: pd.DataFrame, events: Sequence, points: pd.DatetimeIndex, day: pd.Timestamp
-             ) -> tuple[EngineState, EngineOutputs, pd.DataFrame, DayState]:
+             scan: pd.DataFrame, events: Sequence, points: pd.DatetimeIndex, day: pd.Timestamp,
+             model_scores: pd.DataFrame | None = None) -> tuple[EngineState, EngineOutputs, pd.DataFrame, DayState]:
     """The engine over ``points`` (cycle points of UTC ``day``) on the day's regime and scan rows: the new state,
     the outputs, the ledger grown by the day's rows and the day's state row (with its limiter state). The one day
     step of a tick, the day audit and the replay."""
     state, out = run_engine(state, EngineInputs(cfg=cfg, bars=bars, market_regime=regime, ledger=ledger,
-                                                events=events, scan_rows=scan), points)
+                                                events=events, scan_rows=scan, model_scores=model_scores), points)
     if len(out.ledger_rows):
         ledger = pd.concat([ledger, out.ledger_rows], ignore_index=True) if len(ledger) else out.ledger_rows
     row = DayState(day=day, cursor=state.cursor, state_json=state.to_json(), watermark=state.watermark,
@@ -156,7 +156,10 @@ def fold_day(state: EngineState, ledger: pd.DataFrame, cfg: Config, bars: BarSto
 Configs = Callable[[pd.Timestamp, pd.Timestamp], Timeline]  # the configs in force over [start, end)
 
 
-def _fold_days(inputs: _Inputs, timeline: Timeline, points: pd.DatetimeIndex
+Scores = Callable[[pd.DataFrame], pd.DataFrame]  # scan rows → the champions' outputs per scan_id (EngineInputs)
+
+
+def _fold_days(inputs: _Inputs, timeline: Timeline, points: pd.DatetimeIndex, scores: Scores | None = None
                ) -> tuple[EngineState, list, list[DayState]]:
     """Fold day by day (the state of each UTC day is stored), each part of a day under the config in force there;
     the ledger grows with each day's rows."""
@@ -164,13 +167,14 @@ def _fold_days(inputs: _Inputs, timeline: Timeline, points: pd.DatetimeIndex
     scan_at = day_slices(inputs.scan)
     regime_at = day_slices(inputs.regime)
     bars = BarStore.from_frame(inputs.bars)  # built once for all days
+    model_scores = scores(inputs.scan) if scores is not None and len(inputs.scan) else None
     for day in utc_days(points[0], points[-1] + pd.Timedelta(microseconds=1)):
         pts = points[(points >= day) & (points < day + pd.Timedelta(days=1))]
         row = None
         for cfg, part in segments(timeline, pts):
             try:
                 state, out, ledger, row = fold_day(state, ledger, cfg, bars, regime_at(day), scan_at(day),
-                                                   inputs.events, part, day)
+                                                   inputs.events, part, day, model_scores)
             except EngineInputError as exc:
                 if "another config_version" not in str(exc):
                     raise
@@ -194,13 +198,15 @@ def run_tick(
     validate: Callable[[EngineOutputs, Sequence[DayState]], None] | None = None,
     before_commit: Callable[[], None] | None = None,
     configs: Configs | None = None,
+    scores: Scores | None = None,
     _crash_in_commit: bool = False,
 ) -> TickResult:
     """Process the unprocessed cycle points T < ``until`` that have stored scan_preview and market_regime rows, at
     most ``max_points``. ``validate(outputs, day_states)`` runs before the commit (a schema check that raises
     leaves the warehouse untouched). ``start``: the first cycle point this run may process (a partition's start); the cursor
     must not lag behind it (the earlier partition must be materialized first). A fresh engine starts at ``start``
-    or at the first stored scan row. ``configs(start, end)``: the configs in force over the cycle points (approved
+    or at the first stored scan row. ``scores(scan rows)``: the champions' outputs for the shadows
+    (``EngineInputs.model_scores``). ``configs(start, end)``: the configs in force over the cycle points (approved
     revisions act from the first cycle point after their approval); default ``cfg`` throughout."""
     step = pd.Timedelta(minutes=cfg.engine.cycle_min)
     with wh.snapshot() as con:
@@ -225,7 +231,7 @@ def run_tick(
             return TickResult(no_outputs(state, cfg), state, cursor, ())
         inputs = _read_inputs(wh, cfg, points, state, cursor, con)
     timeline = configs(points[0], points[-1] + step) if configs is not None else [(None, cfg)]
-    new_state, outs, days = _fold_days(inputs, timeline, points)
+    new_state, outs, days = _fold_days(inputs, timeline, points, scores)
     cfg = timeline[-1][1]
     out = concat_outputs(outs, new_state, cfg)
     violations = limit_violations(new_state.open_counts(), cfg)
@@ -249,7 +255,8 @@ def run_tick(
                       log_only=tuple(log_only), messages=len(outbox))
 
 
-def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp, configs: Configs | None = None) -> AuditReport:
+def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp, configs: Configs | None = None,
+              scores: Scores | None = None) -> AuditReport:
     """Replay UTC ``day`` from the state stored at the end of the latest earlier day (a fresh state if there is
     none) over the cycle points the live ticks processed that day, and compare ledger rows, scan rows, snapshots
     and the day's end state with the stored ones (the first difference is named)."""
@@ -278,7 +285,7 @@ def audit_day(wh: Warehouse, cfg: Config, day: pd.Timestamp, configs: Configs | 
         inputs = _Inputs(inputs.state, inputs.cursor, read_ledger(wh, None, day, con=con), inputs.events,
                          inputs.scan, inputs.regime, inputs.bars)
     timeline = configs(points[0], points[-1] + pd.Timedelta(minutes=cfg.engine.cycle_min)) if configs else [(None, cfg)]
-    new_state, outs, _ = _fold_days(inputs, timeline, points)
+    new_state, outs, _ = _fold_days(inputs, timeline, points, scores)
     replay = concat_outputs(outs, new_state, timeline[-1][1])
     stored_state = end_row["state_json"].iloc[-1] if end_row is not None and len(end_row) else None
     return compare_replay(day, points, replay, new_state, stored, stored_state)

@@ -95,3 +95,55 @@ def alert_problems(wh: Warehouse, cfg: Config, found: Champions) -> int:
     if not notes:
         return 0
     return wh.queue_messages(outbox_rows(notes, cfg)[0], pd.Timestamp.now(tz="UTC"))
+
+
+SCORE_COLUMNS = ("confidence", "tp_target", "sl_target", "hold_target_h")
+
+
+def scorer(wh: Warehouse, cfg: Config, root: Path) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The champions' outputs for the shadows (``EngineInputs.model_scores``): for each scan row past the data step
+    of a strategy with a usable champion in force at its T (the swap history: each from the first cycle point
+    after it), P(WIN) and the regressors' tp / sl / hold targets, indexed by scan_id. The same stored feature
+    frames as the scan's confidence, so a replay and the day audit compute the same values."""
+    from ..core.setups import DecisionReason
+
+    step1 = {r.value for r in DecisionReason if r.step == 1}
+    tier_of = Universe.from_config(cfg).tier
+    fsv = feature_set_version(cfg)
+
+    def score(rows: pd.DataFrame) -> pd.DataFrame:
+        empty = pd.DataFrame({c: pd.Series([], dtype="float64") for c in SCORE_COLUMNS})
+        swaps = wh.model_swaps()
+        if not cfg.ml.use_champion_for_entries or swaps.empty or rows.empty:
+            return empty
+        ts = pd.DatetimeIndex(rows["timestamp"])
+        frames = None
+        parts = []
+        for s in Strategy:
+            mine = swaps[swaps["strategy"] == s.value]
+            if mine.empty:
+                continue
+            at = pd.DatetimeIndex(mine["swapped_at"]).tz_convert("UTC").asi8
+            pos = np.searchsorted(at, ts.asi8, side="left") - 1  # the newest swap before T
+            versions = np.where(pos >= 0, mine["model_version"].to_numpy(dtype=object)[np.maximum(pos, 0)], None)
+            ok = (rows["strategy"].to_numpy() == s.value) & ~rows["reason"].isin(step1).to_numpy()
+            for version in sorted({v for v in versions[ok] if isinstance(v, str)}):
+                try:
+                    model = load(root, s, version)
+                except ModelStoreError:
+                    continue  # never served: the scan alerts and uses rule confidence
+                if model.feature_set_version != fsv:
+                    continue
+                sel = rows.loc[ok & (versions == version)]
+                if frames is None:
+                    frames = feature_rows(wh, ts.min(), ts.max() + pd.Timedelta(microseconds=1))
+                keys = pd.DataFrame({"symbol": sel["symbol"].reset_index(drop=True),
+                                     "setup_time": sel["timestamp"].reset_index(drop=True)})
+                feats = model_feature_frame(keys, sel, *frames, tier_of, cfg=cfg)
+                targets = model.predict_targets(feats)
+                parts.append(pd.DataFrame({"confidence": model.predict_proba(feats),
+                                           **{c: targets[c].to_numpy(dtype="float64") for c in SCORE_COLUMNS[1:]}},
+                                          index=sel["scan_id"].to_numpy()))
+        return pd.concat(parts) if parts else empty
+
+    return score

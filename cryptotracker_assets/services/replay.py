@@ -198,7 +198,7 @@ def replay(source: Warehouse, out: Warehouse, segments: Sequence[ConfigSegment],
                     continue
                 day = d0.floor("1D")
                 state, o, ledger, row = fold_day(state, ledger, cfg, store, regime_of(d0), scan_of(d0), events,
-                                                 pts, day)
+                                                 pts, day, chunk.scores)
                 clocks["engine"] += time.perf_counter() - t
                 try:
                     writer.day({LEDGER_TABLE: o.ledger_rows, SCAN_HISTORY_TABLE: o.scan_rows,

@@ -24,7 +24,7 @@ from ..core.config import Config, build_config, raw_dict
 from ..core.engine import BAR_COLUMNS
 from ..core.regime import MarketState, build_market_regime
 from ..core.setups import scan_features, scan_from_features
-from .inference import champions, feature_rows
+from .inference import champions, feature_rows, scorer
 from .operator import first_cycle_point_after
 from ..core.universe import Universe
 from ..core.watermarks import derived_span
@@ -44,6 +44,7 @@ class ChunkInputs:
     market: MarketState | None
     seen: frozenset[str]  # the symbols the engine will have processed bars of at ``end``
     seconds: dict[str, float]
+    scores: pd.DataFrame | None = None  # the champions' outputs for the shadows (EngineInputs.model_scores)
 
 
 def prepare_chunk(source: Warehouse, cfg: Config, start: pd.Timestamp, end: pd.Timestamp,
@@ -78,12 +79,14 @@ def prepare_chunk(source: Warehouse, cfg: Config, start: pd.Timestamp, end: pd.T
     sec["regime"] = time.perf_counter() - t
     t = time.perf_counter()
     scan = champion_scan(source, cfg, feats, regime, start, end, active, models_root)
+    scores = scorer(source, cfg, Path(models_root))(scan) if models_root else None
     sec["scan"] = time.perf_counter() - t
     new = (bars["timestamp"] >= start - pd.Timedelta(minutes=cfg.engine.cycle_min)) | ~bars["symbol"].isin(seen)
     engine_bars = bars.loc[new, list(BAR_COLUMNS)]
     engine_bars = engine_bars.assign(symbol=engine_bars["symbol"].astype("category"))  # cheap to pickle
     sec["peak_mb"] = peak_rss_mb()
-    return ChunkInputs(start, end, engine_bars, regime, scan, after, seen | frozenset(bars["symbol"].unique()), sec)
+    return ChunkInputs(start, end, engine_bars, regime, scan, after, seen | frozenset(bars["symbol"].unique()), sec,
+                       scores)
 
 
 def champion_scan(source: Warehouse, cfg: Config, feats: pd.DataFrame, regime: pd.DataFrame, start: pd.Timestamp,

@@ -194,7 +194,7 @@ class _Run:
             by_model = pd.Series(src).fillna("").astype(str).str.startswith("model:").to_numpy()
             for s in Strategy:
                 champion[s] = champion[s] or bool((by_model & (self.col["strategy"] == s.value)).any())
-        self.shadow = ShadowBook(state.shadows, cfg, champion)
+        self.shadow = ShadowBook(state.shadows, cfg, champion, inputs.model_scores)
         self.shadow.prepare(self.col)
 
     # --- setup ----------------------------------------------------------------------------------------------

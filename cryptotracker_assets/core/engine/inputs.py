@@ -43,7 +43,10 @@ class EngineInputs:
     run. ``events``: operator events (:class:`~..protection.OperatorEvent` pause / resume, :class:`ManualClose`),
     any span (each acts once, from the first cycle point after it). ``confidence``: the champion plug-in of
     :func:`..setups.confidence_source` (None = rule). ``scan_rows``: precomputed steps 1–3 rows (the
-    ``scan_preview`` layout) covering the run's cycle points, else the engine runs the scan.
+    ``scan_preview`` layout) covering the run's cycle points, else the engine runs the scan. ``model_scores``: the
+    champions' outputs per scan row (index ``scan_id``; ``confidence``, ``tp_target``, ``sl_target``,
+    ``hold_target_h``) for the shadows: the confidence of a row where only a variation's setup fires, and the
+    ML_TRUST targets (SPEC §10.1); None: no champion outputs.
     """
 
     cfg: Config
@@ -53,6 +56,7 @@ class EngineInputs:
     events: Sequence[OperatorEvent | ManualClose] = ()
     confidence: ConfidenceArg = None
     scan_rows: pd.DataFrame | None = None
+    model_scores: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True, eq=False)

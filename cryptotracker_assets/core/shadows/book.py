@@ -116,7 +116,8 @@ def _copy(st: PositionState) -> PositionState:
 class ShadowBook:
     """The working copy of the shadows while a run folds over its cycle points (see the module doc)."""
 
-    def __init__(self, state: ShadowState, cfg: Config, champion: Mapping[Strategy, bool]) -> None:
+    def __init__(self, state: ShadowState, cfg: Config, champion: Mapping[Strategy, bool],
+                 scores: pd.DataFrame | None = None) -> None:
         self.cfg = cfg
         self.enabled = cfg.shadow.enabled
         self.champion = {s: bool(champion.get(s, False)) for s in Strategy}
@@ -138,6 +139,14 @@ class ShadowBook:
             self._hold(m.key, 1)
         for o in self.orders:
             self._hold(o.meta.key, 1)
+        # the champions' outputs per scan_id: (P(WIN), tp, sl, hold h) — the ML_TRUST targets, and the confidence
+        # of rows where only a variation's setup fires
+        self.scores: dict[str, tuple[float, float, float, float]] = {}
+        if scores is not None and len(scores):
+            cols = [scores[c].to_numpy(dtype="float64") for c in ("confidence", "tp_target", "sl_target",
+                                                                  "hold_target_h")]
+            self.scores = {str(k): (float(a), float(b), float(c), float(d))
+                           for k, a, b, c, d in zip(scores.index, *cols)}
         self.decisions: list[dict[str, Any]] = []
         self.exits: list[dict[str, Any]] = []
         self.variations = {s: applicable(cfg, s, self.champion[s]) for s in Strategy}
@@ -317,8 +326,13 @@ class ShadowBook:
             s = _STRATEGY[col["strategy"][i]]
             sym, tier = str(col["symbol"][i]), Tier(col["tier"][i])
             conf = float(col["confidence"][i])
-            if not math.isfinite(conf) and not self.champion[s]:
-                conf = cfg.ml.rule.confidence  # the rule confidence: the same for every row
+            score = self.scores.get(str(col["scan_id"][i])) if self.champion[s] else None
+            if not math.isfinite(conf):
+                if not self.champion[s]:
+                    conf = cfg.ml.rule.confidence  # the rule confidence: the same for every row
+                elif score is not None:
+                    conf = score[0]  # the champion's P(WIN) of a row only a variation set up
+            targets = score[1:] if score is not None and all(math.isfinite(x) for x in score[1:]) else None
             decision = production(i)
             take_i = decision == "TAKE"
             for v, thr in self._thresholds[s]:
@@ -330,8 +344,8 @@ class ShadowBook:
                     reason = NO_CONFIDENCE
                 elif conf < thr:
                     reason = BELOW_THRESHOLD
-                elif v.ml_trust:
-                    reason = NO_TARGETS  # the champion's regressors come with the models capability
+                elif v.ml_trust and targets is None:
+                    reason = NO_TARGETS  # no champion regressor outputs for this row
                 elif regime is Regime.PANIC:
                     reason = REGIME_PANIC
                 elif not enabled[s]:
@@ -344,21 +358,23 @@ class ShadowBook:
                         reason = SHADOW_OPEN
                     else:
                         order = self._order(v, s, sym, tier, str(col["scan_id"][i]), t, g, col, i, regime, vol24h,
-                                            take_i)
+                                            take_i, targets if v.ml_trust else None)
                         self.orders.append(order)
                         self._hold(key, 1)
                 self.decisions.append(self._decision_row(v, i, col, t, would, order, reason, decision, conf, thr,
                                                          float(thr_setup[i])))
 
     def _order(self, v: Variation, s: Strategy, sym: str, tier: Tier, scan_id: str, t: pd.Timestamp, g: float,
-               col: Mapping[str, np.ndarray], i: int, regime: Regime, vol24h: float, take: bool) -> ShadowOrder:
+               col: Mapping[str, np.ndarray], i: int, regime: Regime, vol24h: float, take: bool,
+               targets: tuple[float, float, float] | None = None) -> ShadowOrder:
         cfg = self.cfg
         levels, spacing = grid_shape(cfg, s, tier)
         meta = ShadowMeta(shadow_id=f"{scan_id}_{v.name}", scan_id=scan_id, variation=v.name, strategy=s, symbol=sym,
                           tier=tier, decided_at=t, size_usd=g * v.size_factor(cfg, float(col["vol_24h"][i])),
                           levels=int(levels), spacing=float(spacing), config_version=cfg.config_version,
                           production_take=take)
-        return ShadowOrder(meta, from_ns(t.value + self.timeout_ns), v.exit_rule(cfg, s, tier, vol24h, regime),
+        return ShadowOrder(meta, from_ns(t.value + self.timeout_ns),
+                           v.exit_rule(cfg, s, tier, vol24h, regime, targets=targets),
                            cfg.costs.taker_fee, cfg.costs.slippage.of(tier))
 
     def _decision_row(self, v: Variation, i: int, col, t, would: bool, order: ShadowOrder | None, reason,
