@@ -45,7 +45,8 @@ class World:
 
     def env(self, config: Path | None = None) -> dict[str, str]:
         return {"DAGSTER_HOME": str(self.home), "CRYPTOTRACKER_WAREHOUSE": str(self.warehouse),
-                "CRYPTOTRACKER_CONFIG": str(config or self.config)}
+                "CRYPTOTRACKER_CONFIG": str(config or self.config),
+                "CRYPTOTRACKER_MODELS": str(self.warehouse.parent / "models")}  # never the working tree's models/
 
     def copy(self, dest: Path) -> "World":
         """The same warehouse and config in ``dest`` (a new Dagster home: run history is not copied)."""

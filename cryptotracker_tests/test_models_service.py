@@ -120,7 +120,12 @@ def test_through_dagster_blocking_gates_decide_whether_the_champion_moves(tmp_en
     card = next(m.step_materialization_data.materialization for m in r2.get_asset_materialization_events()
                 if m.step_materialization_data.materialization.asset_key.to_user_string() == "candidate_model")
     assert champ.model_version == card.metadata["model_version"].value
-    assert "Calibration" in card.metadata["model_card"].value and "█" in card.metadata["model_card"].value
+    text = card.metadata["model_card"].value
+    assert "Calibration" in text and "█" in text and text.count("data:image/svg+xml;base64,") == 2  # two charts
+    import base64
+    import re
+    svg = base64.b64decode(re.search(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", text).group(1)).decode()
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and svg.count("<rect") >= 2  # one bar per bin
     assert r.success is False  # the failed blocking gates fail the training step: visible in the run list
 
 

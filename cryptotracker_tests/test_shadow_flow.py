@@ -261,8 +261,7 @@ def test_the_engine_uses_the_champion_exactly_as_offline_inference(tmp_path, mon
         np.testing.assert_array_equal(mine["max_hold_h"].to_numpy(),
                                       np.minimum(np.maximum(tg["hold_target_h"].to_numpy(), lo), hi))
     # the backtest replays the champion that was in force: the same scan rows and ledger, bit for bit
-    monkeypatch.setenv("CRYPTOTRACKER_MODELS", str(root))
-    for k, v in w.env().items():
+    for k, v in env.items():  # the world's environment with its model store
         monkeypatch.setenv(k, v)
     from cryptotracker_assets.cli import main as cli
 

@@ -88,6 +88,22 @@ def _bar(value: float, top: float, width: int = 20) -> str:
     return "█" * n
 
 
+def svg_bars(title: str, labels: list[str], values: list[float], top: float) -> str:
+    """A horizontal bar chart as an inline SVG image in Markdown (the UI renders it like the tutorials' plots)."""
+    import base64
+    from html import escape
+
+    h, w, left = 18 * len(labels) + 30, 420, 160
+    bars = "".join(
+        f'<text x="{left - 6}" y="{28 + 18 * i}" font-size="11" text-anchor="end">{escape(lab)}</text>'
+        f'<rect x="{left}" y="{18 + 18 * i}" width="{0 if top <= 0 else (w - left - 50) * v / top:.1f}" '
+        f'height="13" fill="#4f7cac"/><text x="{left + 4 + (0 if top <= 0 else (w - left - 50) * v / top):.1f}" '
+        f'y="{28 + 18 * i}" font-size="10">{v:.3g}</text>' for i, (lab, v) in enumerate(zip(labels, values)))
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}"><text x="4" y="12" font-size="12" '
+           f'font-weight="bold">{escape(title)}</text>{bars}</svg>')
+    return f"![{title}](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})"
+
+
 def model_card(run: CandidateRun) -> dict:
     """The candidate's metadata: the card (Markdown tables and text bar charts the UI renders) and numbers."""
     m = run.model
@@ -112,6 +128,8 @@ def model_card(run: CandidateRun) -> dict:
             f"{markdown_table(gates)}\n\n**Calibration (test)**\n\n{markdown_table(cal)}\n\n"
             f"**Feature importance (gain, top 15)**\n\n{markdown_table(importance)}\n\n"
             f"**Walk-forward composites** (oldest first; the gates use window 0)\n\n{markdown_table(wf)}\n\n"
+            f"{svg_bars('Calibration (test): win rate per probability bin', [f'bin {i + 1} (P {b.mean_probability:.2f})' for i, b in enumerate(t.calibration)], [b.win_rate for b in t.calibration], 1.0)}\n\n"
+            f"{svg_bars('Feature importance (gain)', [k for k, _ in imp], [v for _, v in imp], top)}\n\n"
             f"Champion compared: {champ or 'none (first-model bar)'}"
             f"{'' if run.champion_composite is None else f' scored {run.champion_composite:.4f} on this split'}"
             f"{'; ' + run.champion_error if run.champion_error else ''}.")
