@@ -56,11 +56,11 @@ from ..exits import (DEFAULT_BLOCK, ExitEvent, ExitReason, PositionState, close_
 from ..ledger import LEDGER_COLUMNS, SCAN_ID_RE, Side, grid_shape
 from ..regime import Regime, size_multiplier, vol24h_measure
 from ..setups import DecisionReason
+from ..shadows.variations import CHAMPION
 from ..universe import Universe
 from .features import MODEL_FEATURES, feature_set_version, model_feature_frame
 
 REAL, SIMULATED, SHADOW = "real", "simulated", "shadow"
-CHAMPION = "CHAMPION"
 FINAL_OUTCOMES = ("WIN", "LOSS", "TIMEOUT")
 REAL_WEIGHT = 1.0  # SPEC §11.1: real and simulated rows weigh 1 (the table's value; there is no config key)
 EXCLUDED_EXITS = frozenset({ExitReason.MANUAL.value} | {r.value for r in ExitReason
