@@ -167,19 +167,19 @@ def tick_then_die(path: str, config: str, until: str) -> None:
 def deliver_then_die(path: str, sent_log: str, die_after: int) -> None:
     """A delivery pass whose notifier writes each text to ``sent_log`` (the receiving end) and whose process is
     SIGKILLed right after the ``die_after``-th send returned: between that send and its delivered mark."""
-    from cryptotracker_assets.services.outbox import deliver
+    from cryptotracker_assets.services.outbox import Pacing, deliver
     from cryptotracker_assets.storage.warehouse import Warehouse
 
     sends = 0
 
-    def send(channel_key: str, text: str, channel: str) -> None:
+    def send(channel_key: str, message, channel: str) -> None:
         nonlocal sends
         with open(sent_log, "a") as f:
-            f.write(text + "\n")
+            f.write(message.text.replace("\n", " / ") + "\n")  # one line per sent message
             f.flush()
             os.fsync(f.fileno())
         sends += 1
         if sends == die_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    deliver(Warehouse(path), send)
+    deliver(Warehouse(path), send, pacing=Pacing(min_interval_s=0.0))

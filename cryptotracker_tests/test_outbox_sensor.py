@@ -23,7 +23,7 @@ from cryptotracker_assets.storage.warehouse import Warehouse
 from cryptotracker_tests.engine_support import (DAYS, at, deliver_then_die, engine_config, hold_lock,
                                                 hold_lock_for, prepared_world, tick_then_die)
 from cryptotracker_tests.fakes.slack import FakeSlack
-from resources import Notifier, SlackNotifier, WarehouseResource
+from resources import Notifier, SlackApiResource, SlackNotifier, WarehouseResource
 from sensors.outbox import make_outbox_sensor
 
 UNTIL = at(1, "06:00")  # day 1 from 00:00: seven positions opened and stopped out, a loss-streak pause
@@ -49,12 +49,12 @@ def slack(fixtures_dir):
 
 def evaluate(world, slack: FakeSlack, instance, lock_wait_s: float = 5.0):
     """One evaluation of the delivery sensor with the real Slack notifier on the fake Slack."""
-    sensor = make_outbox_sensor(lock_wait_s=lock_wait_s)
-    ctx = dg.build_sensor_context(instance=instance, resources={
-        "warehouse": WarehouseResource(path=str(world.warehouse)),
-        "notifier": SlackNotifier(token="xoxb-test", base_url=slack.base_url,
-                                  channels={"trades": "#trades", "alerts": "#system-alerts"})})
-    return sensor.evaluate_tick(ctx)
+    sensor = make_outbox_sensor(lock_wait_s=lock_wait_s, min_interval_s=0.0)
+    with dg.build_sensor_context(instance=instance, resources={
+            "warehouse": WarehouseResource(path=str(world.warehouse)),
+            "notifier": SlackNotifier(slack=SlackApiResource(token="xoxb-test", base_url=slack.base_url),
+                                      channels={"trades": "#trades", "alerts": "#system-alerts"})}) as ctx:
+        return sensor.evaluate_tick(ctx)
 
 
 def sent_ids(texts: list[str]) -> list[str]:
@@ -67,9 +67,10 @@ def sent_ids(texts: list[str]) -> list[str]:
 
 
 def said(notes) -> Counter:
-    """What the engine wanted to say to a channel: (kind, cycle point, trade group) of each note."""
+    """What the engine wanted to say to a channel: (kind, cycle point, trade group) of each note (TAKE signals are
+    off by default: notifications.signals_enabled)."""
     return Counter((n["kind"], pd.Timestamp(n["cycle_point"]), n.get("trade_group_id"))
-                   for n in notes if n.get("channel") is not None)
+                   for n in notes if n.get("channel") is not None and n["kind"] != "signal")
 
 
 def test_sigkill_between_commit_and_delivery_loses_no_message(base_world, world, tmp_path, slack, instance):
@@ -124,7 +125,7 @@ def test_sigkill_between_a_send_and_its_mark_resends_that_message_only(world, tm
     assert len(before_restart) == 3
     assert wh.undelivered_count() == queued - 2  # the first two were marked; the third was sent, not marked
     restarted: list[str] = []
-    result = deliver(wh, lambda key, text, channel: restarted.append(text))
+    result = deliver(wh, lambda key, message, channel: restarted.append(message.text))
     assert len(result.delivered) == queued - 2 and result.pending == 0 and not result.failed
     after = sent_ids(restarted)
     assert after[0] == before_restart[2]  # the oldest unmarked message first

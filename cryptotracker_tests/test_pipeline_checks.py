@@ -165,7 +165,7 @@ def test_a_failed_ingest_run_fails_its_check_and_alerts_once(tmp_env, instance):
     sent = []
     assert deliver(wh, lambda key, text, channel: sent.append((key, text, channel))).delivered == [
         box["message_id"].iloc[0]]
-    assert len(sent) == 1 and sent[0][0] == "alerts" and sent[0][2] == ALERTS and failed.run_id in sent[0][1]
+    assert len(sent) == 1 and sent[0][0] == "alerts" and sent[0][2] == ALERTS and failed.run_id in sent[0][1].text
     assert deliver(wh, lambda *a: sent.append(a)).delivered == [] and len(sent) == 1
     # a second failure is news: one more message naming both runs
     second = ingest.execute_in_process(partition_key="2026-03-01", instance=instance, run_config=bad,

@@ -2,7 +2,7 @@
 
 from .config import ProjectConfigResource
 from .market_data import FilesMarketData, MarketDataSource, PolygonMarketData, SyntheticMarketData
-from .notifier import LogNotifier, Notifier, SlackNotifier
+from .notifier import LogNotifier, Notifier, SlackApiResource, SlackNotifier, SlackRateLimited, SlackSendError
 from .warehouse import BarsIOManager, TableIOManager, WarehouseResource
 
 __all__ = [
@@ -13,7 +13,10 @@ __all__ = [
     "Notifier",
     "PolygonMarketData",
     "ProjectConfigResource",
+    "SlackApiResource",
     "SlackNotifier",
+    "SlackRateLimited",
+    "SlackSendError",
     "SyntheticMarketData",
     "TableIOManager",
     "WarehouseResource",

@@ -5,10 +5,10 @@ import dagster as dg
 
 from resources.config import ProjectConfigResource
 from resources.market_data import MarketDataSource
-from resources.notifier import Notifier
 from resources.warehouse import WarehouseResource
 
 from ..core.config import Timeframe
+from ..services.alerts import queue_data_health
 from ..services.ingest import ingest_symbols, utc_now
 from ..services.maintenance import apply_retention, heal_gaps, unhealed_alerts
 from .common import WAREHOUSE_POOL, markdown_table, ohlc_asset_name
@@ -28,7 +28,6 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
         project_config: ProjectConfigResource,
         market_data: MarketDataSource,
         warehouse: WarehouseResource,
-        notifier: Notifier,
     ) -> dg.MaterializeResult:
         cfg = project_config.load()
         now = utc_now()
@@ -39,9 +38,15 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
         )
         alerts = unhealed_alerts(gaps, cfg, now)
         if len(alerts):
-            notifier.alert(f"data_gaps: {len(alerts)} unhealed gap(s) in the last 24 h: "
-                           + ", ".join(f"{r.symbol} {r.timeframe} {r.gap_start:%Y-%m-%d %H:%M}" for r in
-                                       alerts.head(10).itertuples()))
+            queue_data_health(
+                wh, cfg, source="data_gaps", at=now,
+                identity={"gaps": sorted(f"{r.symbol}/{r.timeframe}/{r.gap_start:%Y%m%d%H%M}"
+                                         for r in alerts.itertuples())},
+                text=f"data_gaps: {len(alerts)} unhealed gap(s) in the last 24 h: "
+                     + ", ".join(f"{r.symbol} {r.timeframe} {r.gap_start:%Y-%m-%d %H:%M}" for r in
+                                 alerts.head(10).itertuples()),
+                symbols=sorted(alerts["symbol"].unique()),
+                counts={str(k): int(v) for k, v in alerts.groupby("timeframe").size().items()})
         counts = gaps.groupby("status").size().to_dict() if len(gaps) else {}
         return dg.MaterializeResult(
             metadata={

@@ -6,13 +6,13 @@ import pandas as pd
 
 from resources.config import ProjectConfigResource
 from resources.market_data import MarketDataSource
-from resources.notifier import Notifier
 from resources.warehouse import SLICE_SYMBOLS, WarehouseResource
 
 from .. import checks as C
 from ..core.completeness import partition_completeness
 from ..core.config import Timeframe
 from ..core.ohlc import aggregate_bars, completeness, last_closed_bar_open
+from ..services.alerts import queue_data_health
 from ..services.ingest import SliceData, build_slice, closed_end, ingest_symbols, utc_now
 from ..partitions import daily_partitions
 from ..schemas import ohlc_dagster_type
@@ -62,7 +62,6 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
         project_config: ProjectConfigResource,
         market_data: MarketDataSource,
         warehouse: WarehouseResource,
-        notifier: Notifier,
     ):
         cfg = project_config.load()
         universe = project_config.universe()
@@ -84,16 +83,22 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
             )
         if len(data.rejects):
             by_field = data.rejects.groupby(["symbol", "field"]).size().rename("rows").reset_index()
-            notifier.alert(
-                f"{name} {data.partition}: {len(data.rejects)} broken row(s) went to ohlc_rejects "
-                f"({', '.join(f'{r.symbol}/{r.field}: {r.rows}' for r in by_field.head(10).itertuples())})"
-            )
+            queue_data_health(
+                wh, cfg, source=f"{name}:rejects", at=now, partition=data.partition,
+                identity={"run_id": context.run_id, "partition": data.partition},
+                text=f"{name} {data.partition}: {len(data.rejects)} broken row(s) went to ohlc_rejects "
+                     f"({', '.join(f'{r.symbol}/{r.field}: {r.rows}' for r in by_field.head(10).itertuples())})",
+                symbols=sorted(data.rejects["symbol"].unique()),
+                counts={f"{r.symbol}/{r.field}": int(r.rows) for r in by_field.itertuples()})
         suspect = data.suspect
         if len(suspect):
-            notifier.alert(
-                f"{name} {data.partition}: {len(suspect)} suspect bar(s) (> {cfg.data.health.extreme_move:g} move) "
-                f"for {', '.join(sorted(suspect['symbol'].unique())[:10])}"
-            )
+            queue_data_health(
+                wh, cfg, source=f"{name}:suspect", at=now, partition=data.partition,
+                identity={"run_id": context.run_id, "partition": data.partition},
+                text=f"{name} {data.partition}: {len(suspect)} suspect bar(s) (> {cfg.data.health.extreme_move:g} "
+                     f"move) for {', '.join(sorted(suspect['symbol'].unique())[:10])}",
+                symbols=sorted(suspect["symbol"].unique()),
+                counts={str(k): int(v) for k, v in suspect.groupby("symbol").size().items()})
         yield dg.Output(
             data.bars,
             metadata={
@@ -211,7 +216,7 @@ def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=key, name=C.OHLC_FRESHNESS, blocking=False, pool=WAREHOUSE_POOL,
                     description=f"Newest {tf.value} bar per active symbol is within data.health.freshness_min.")
-    def _freshness(project_config: ProjectConfigResource, warehouse: WarehouseResource, notifier: Notifier):
+    def _freshness(project_config: ProjectConfigResource, warehouse: WarehouseResource):
         cfg = project_config.load()
         symbols = project_config.universe().active_symbols
         now = utc_now()
@@ -220,10 +225,11 @@ def build_health_checks(tf: Timeframe) -> list[dg.AssetChecksDefinition]:
         step = pd.Timedelta(minutes=tf.minutes)
         stale = {s: (None if s not in latest else str(now - (latest[s] + step))) for s in symbols
                  if s not in latest or now - (latest[s] + step) > limit}
-        if stale:
-            notifier.alert(f"ohlc_{tf.value}: {len(stale)} stale symbol(s): {', '.join(list(stale)[:10])}")
+        # a failure alerts through the check_alert_sensor, once until it passes again
         return dg.AssetCheckResult(
             passed=not stale, severity=C.SEVERITY[C.OHLC_FRESHNESS],
+            description=(f"{len(stale)} stale symbol(s): {', '.join(list(stale)[:10])}" if stale else
+                         f"every active symbol's newest {tf.value} bar is fresh"),
             metadata={"stale_symbols": len(stale), "lag_by_symbol": dg.MetadataValue.json(stale),
                       "limit_min": cfg.data.health.freshness_min.of(tf)},
         )

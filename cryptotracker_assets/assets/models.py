@@ -15,6 +15,7 @@ from ..core.config import Strategy
 from ..core.engine_records import outbox_rows
 from ..core.ml import GATES, ModelStoreError
 from ..core.model_schemas import ModelMetricsSchema, TrainingLabelSchema
+from ..core.notices import notice_rows
 from ..partitions import daily_partitions
 from ..services.labels import LabelInputError, label_window, labels_for_day
 from ..services.models import CandidateRun, ModelError, champion_of, promote, train_candidate
@@ -168,12 +169,34 @@ def candidate_model(context: dg.AssetExecutionContext, project_config: ProjectCo
         yield dg.AssetCheckResult(check_name=g.name, passed=g.passed, severity=dg.AssetCheckSeverity.ERROR,
                                   metadata={"detail": g.detail, **{k: v for k, v in g.metadata.items()
                                                                    if isinstance(v, (int, float, str, bool))}})
+    wh.queue_messages(notice_rows([retraining_note(run, context.run_id)], cfg, "reports"), pd.Timestamp.now(tz="UTC"))
     if failed and run.model is not None:
         note = {"kind": "promotion_gates_failed", "channel": cfg.notifications.channels.alerts,
                 "cycle_point": pd.Timestamp.now(tz="UTC").floor("min"), "strategy": strategy.value,
                 "model_version": run.model.model_version, "failed": [f"{g.name}: {g.detail}" for g in failed],
                 "champion": run.champion.model_version if run.champion else None}
         wh.queue_messages(outbox_rows([note], cfg)[0], note["cycle_point"])
+
+
+def retraining_note(run, run_id: str) -> dict:
+    """The #reports retraining result of one strategy's training: trained or why not, rows by source, composite vs
+    the champion's, every gate, promoted (all gates passed: champion_model swaps in the same run)."""
+    m = run.model
+    by_source = dict(m.metrics.get("rows_by_source", {})) if m is not None else {}
+    test = m.test_metrics if m is not None else None
+    return {"kind": "retraining_result", "cycle_point": pd.Timestamp.now(tz="UTC").floor("s"),
+            "identity": {"run_id": run_id, "strategy": run.strategy.value},
+            "strategies": [{
+                "strategy": run.strategy.value, "trained": m is not None, "why_not": run.not_trained,
+                "rows_real": by_source.get("real"), "rows_simulated": by_source.get("simulated"),
+                "rows_shadow": by_source.get("shadow"),
+                "composite": getattr(test, "composite", None) if test is not None else None,
+                "champion_composite": run.champion_composite,
+                "gates": [{"name": g.name, "passed": bool(g.passed), "detail": g.detail,
+                           "value": next((v for k, v in g.metadata.items() if k == "value"), None),
+                           "threshold": next((v for k, v in g.metadata.items() if k == "threshold"), None)}
+                          for g in run.gates],
+                "promoted": bool(run.passed), "model_id": m.model_version if m is not None else None}]}
 
 
 @dg.asset(name=CHAMPION, group_name=GROUP, partitions_def=strategy_partitions, pool=WAREHOUSE_POOL, owners=OWNERS,
@@ -195,12 +218,19 @@ def champion_model(context: dg.AssetExecutionContext, project_config: ProjectCon
         raise dg.Failure(f"champion_model {strategy.value}: no trained candidate", allow_retries=False)
     version = mine.sort_values("trained_at")["model_version"].iloc[-1]
     now = pd.Timestamp.now(tz="UTC")
+    before = champion_of(wh, strategy)
     try:
         swap = promote(wh, (strategy, version), cfg, Path(model_store.root), who="system:training",
                        why=f"run {context.run_id}: every promotion gate passed", now=now)
     except ModelError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from None
     champ = champion_of(wh, strategy)
+    if before.model_version and before.model_version != champ.model_version:
+        note = {"kind": "champion_retired", "cycle_point": now, "identity": {"swap_id": int(swap)},
+                "strategy": strategy.value, "model_id": before.model_version, "replaced_by": champ.model_version,
+                "reason": f"replaced by {champ.model_version} (composite {champ.composite if champ.composite is not None else 'n/a'} "
+                          f"vs {before.composite if before.composite is not None else 'n/a'}), run {context.run_id}"}
+        wh.queue_messages(notice_rows([note], cfg, "alerts"), now)
     return dg.MaterializeResult(metadata={"model_version": champ.model_version, "swap_id": swap,
                                           "feature_set_version": champ.feature_set_version or "",
                                           "composite": champ.composite if champ.composite is not None else

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config
+from .notify import render
 from .protection import LimiterState
 
 OUTBOX_COLUMNS = ("message_id", "cycle_point", "kind", "channel_key", "channel", "text", "payload_json")
@@ -48,9 +49,10 @@ def _plain(value: Any) -> Any:
 
 
 def note_text(note: Mapping[str, Any]) -> str:
-    """The plain text of an engine notification (``kind: field=value, …``; the operators' capability formats)."""
-    fields = ", ".join(f"{k}={_plain(v)}" for k, v in note.items() if k not in ("channel", "kind"))
-    return f"{note.get('kind', 'event')}: {fields}"
+    """The plain text of an engine notification as people read it (the Slack fallback text of its message; the
+    log shows the same)."""
+    payload = _plain({k: v for k, v in note.items() if k != "channel"})
+    return "\n".join(m.text for m in render(str(note.get("kind", "event")), payload))
 
 
 def message_id(note: Mapping[str, Any]) -> str:
@@ -65,14 +67,16 @@ def empty_outbox() -> pd.DataFrame:
 
 
 def outbox_rows(notes: Iterable[Mapping[str, Any]], cfg: Config) -> tuple[pd.DataFrame, list[Mapping[str, Any]]]:
-    """(the outbox rows, the notes that only go to the log). A note without a channel, and ``opened`` / ``closed``
-    without ``notifications.trade_events``, is log-only; a note whose channel is not one of
-    ``notifications.channels`` raises (the engine only names configured channels)."""
+    """(the outbox rows, the notes that only go to the log). A note without a channel, ``opened`` / ``closed``
+    without ``notifications.trade_events`` and ``signal`` without ``notifications.signals_enabled`` are log-only;
+    a note whose channel is not one of ``notifications.channels`` raises (the engine only names configured channels)."""
     keys = {v: k for k, v in cfg.notifications.channels.model_dump().items()}
     rows, log_only, seen = [], [], set()
     for note in notes:
         ch = note.get("channel")
-        if ch is None or (note.get("kind") in ("opened", "closed") and not cfg.notifications.trade_events):
+        kind = note.get("kind")
+        if ch is None or (kind in ("opened", "closed") and not cfg.notifications.trade_events) or (
+                kind == "signal" and not cfg.notifications.signals_enabled):
             log_only.append(note)
             continue
         if ch not in keys:

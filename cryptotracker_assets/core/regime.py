@@ -207,6 +207,23 @@ def classify_regime(measures: Mapping[str, float], cfg: Config, stale: bool = Fa
     return Regime.NORMAL
 
 
+def panic_triggers(measures: Mapping[str, float], cfg: Config) -> list[str]:
+    """The §8.1 PANIC conditions that hold, for people (``ret_1h -3.50% ≤ -3.00%``); measures keyed by config name
+    (a ``btc_`` prefix is accepted)."""
+    plain = {k.removeprefix("btc_"): v for k, v in measures.items()}
+    out = []
+    for name, thr in cfg.protection.regime.panic.model_dump().items():
+        v = plain.get(name, float("nan"))
+        if v is None or not np.isfinite(v):
+            continue
+        if _measure_of(name)[0] == "vol":
+            if v >= thr:
+                out.append(f"{name} {v * 100:.2f}% ≥ {thr * 100:.2f}%")
+        elif v <= thr:
+            out.append(f"{name} {v * 100:+.2f}% ≤ {thr * 100:+.2f}%")
+    return out
+
+
 def size_multiplier(regime: Regime, cfg: Config) -> float:
     """``protection.regime.size_multiplier.<regime>``; UNKNOWN allows no entries (0)."""
     if regime is Regime.UNKNOWN:

@@ -5,7 +5,7 @@ All SQL of the project lives in this package: :mod:`.base` (connections, transac
 and :mod:`.engine` (the engine's state, its one-transaction tick commit, the ledger and operator events) and :mod:`.outbox`
 (the notification outbox) and :mod:`.revisions` (the threshold manager's proposals, decisions and revisions) and :mod:`.shadows`
 (shadow reads and retention) and :mod:`.models` (the
-champion pointer, model metrics, training labels).
+champion pointer, model metrics, training labels) and :mod:`.notices` (check-alert episodes, the report log).
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, SCAN_HISTO
                      create_engine_tables)
 from .outbox import OUTBOX_TABLE, OutboxMixin
 from .models import ModelTablesMixin, create_model_tables
+from .notices import CHECK_ALERTS_TABLE, REPORT_LOG_TABLE, NoticesMixin, create_notice_tables
 from .shadows import ShadowRows, ShadowTablesMixin
 from .revisions import RevisionConflict, RevisionsMixin, create_revision_tables
 from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin, create_config_versions
 
 
 class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, RevisionsMixin, ShadowTablesMixin,
-                ModelTablesMixin, WarehouseBase):
+                ModelTablesMixin, NoticesMixin, WarehouseBase):
     """A DuckDB file (or ``:memory:`` for tests that need one process only): see the package modules."""
 
     def _ensure_schema(self, con) -> None:
@@ -33,9 +34,12 @@ class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, Revision
         create_config_versions(con)
         create_revision_tables(con)
         create_model_tables(con)
+        create_notice_tables(con)
 
 
 __all__ = [
+    "CHECK_ALERTS_TABLE",
+    "REPORT_LOG_TABLE",
     "CONFIG_VERSIONS_DDL",
     "CONFIG_VERSIONS_TABLE",
     "ConfigVersion",

@@ -71,7 +71,7 @@ from ..ledger import (
 )
 from ..prioritisation import Candidate, advance_shift, hours_between, prioritise, shift_applies, shift_exit_reason
 from ..protection import OperatorAction, OperatorEvent, advance_protection, entry_gate
-from ..regime import Regime
+from ..regime import Regime, panic_triggers
 from ..setups import RULE_SOURCE, DecisionReason, confidence_source, resolve_candidates
 from ..shadows import ShadowBook, decision_frame, exit_frame
 from ..universe import Universe
@@ -386,11 +386,16 @@ class _Run:
         # 3. Market state; manual closes, then strategy-shift closes.
         m = self.market.at(t_ns)
         if m.entered_panic:
-            self._note("panic", ch.trades, t, regime=m.regime.value, **m.measures)
+            self._note("panic", ch.trades, t, regime=m.regime.value, triggers=panic_triggers(m.measures, cfg),
+                       **m.measures)
         for s in Strategy:
             if m.changed[s]:
+                vd = getattr(cfg.protection.volatility_disable, s.key)
                 self._note("strategy_enabled" if m.enabled[s] else "strategy_disabled", ch.trades, t,
-                           strategy=s.value, vol24h=m.vol24h)
+                           strategy=s.value, vol24h=m.vol24h, disable_at=vd.disable_at, reenable_at=vd.reenable_at,
+                           min_disabled_h=cfg.protection.volatility_disable.min_disabled_h,
+                           earliest_reenable_at=None if m.enabled[s] else t + pd.Timedelta(
+                               hours=cfg.protection.volatility_disable.min_disabled_h))
         self.shift = advance_shift(self.shift, t, m.best)
         prev = self.cursor.value if self.cursor is not None else None
         due = self.manual + [e for ns, _, e in self.manual_events if ns < t_ns and (prev is None or ns >= prev)]
@@ -481,6 +486,7 @@ class _Run:
                 if reason is None:
                     self.pending.append(order)
                     self.reasons[c.key] = DecisionReason.ENTERED
+                    self._signal(order)
                 else:
                     self.reasons[c.key] = DecisionReason.of(reason)
 
@@ -520,6 +526,15 @@ class _Run:
                    trail_activation=r.trail_activation, risk_reward=r.take_profit / r.stop_loss, regime=o.regime,
                    confidence=o.confidence, confidence_source=o.confidence_source, levels=o.levels,
                    spacing=o.spacing, scan_id=o.scan_id)
+
+    def _signal(self, o: EntryOrder) -> None:
+        """The TAKE signal of an order (#ml-signals, when ``notifications.signals_enabled``)."""
+        lb = self._last_bar(o.symbol)
+        self._note("signal", self.cfg.notifications.channels.signals, o.decided_at, strategy=o.strategy.value,
+                   symbol=o.symbol, tier=o.tier.value, price=lb.close if lb is not None else None,
+                   size_usd=o.size_usd, take_profit=o.rule.take_profit, stop_loss=o.rule.stop_loss,
+                   confidence=o.confidence, confidence_source=o.confidence_source, regime=o.regime,
+                   scan_id=o.scan_id)
 
     def _order(self, c: Candidate, t: pd.Timestamp, m: Market, size: float) -> EntryOrder:
         cfg = self.cfg
