@@ -13,22 +13,22 @@ reported to the Dagster instance (a runless materialization) when one exists in 
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import json
-import sys
 
+import click
 import pandas as pd
 
+from .cli_common import SPAN, echo_table, session, span_text, warehouse_option
 
-def _context(args: argparse.Namespace):
+
+def _context(warehouse: str | None):
     """(warehouse, base config, origin) of a command; the warehouse must exist."""
     from .core.config import load_config
     from .services.config_versions import origin_of
-    from .storage.warehouse import Warehouse
 
-    path = getattr(args, "warehouse", None) or args.env.warehouse
-    return Warehouse(path, create=False), load_config(args.env.config_path), origin_of(args.env.config_path)
+    s = session(warehouse)
+    return s.warehouse(create=False), load_config(s.env.config_path), origin_of(s.env.config_path), s
 
 
 def _now() -> pd.Timestamp:
@@ -36,7 +36,7 @@ def _now() -> pd.Timestamp:
 
 
 def _refused(command: str, exc: Exception) -> int:
-    print(f"{command} refused: {exc}", file=sys.stderr)
+    click.echo(f"{command} refused: {exc}", err=True)
     return 2
 
 
@@ -48,61 +48,87 @@ def _errors():
     return RevisionError, ConfigError, WarehouseError
 
 
-def _report_materialization(args: argparse.Namespace, description: str, metadata: dict) -> None:
+def _report_materialization(dagster_home: str, description: str, metadata: dict) -> None:
     """A runless materialization of ``config_revisions`` (see :mod:`.instance_events`)."""
     from .assets.revisions import CONFIG_REVISIONS
     from .instance_events import report_materialization
 
-    report_materialization(args.env.dagster_home, CONFIG_REVISIONS, metadata, description=description)
+    report_materialization(dagster_home, CONFIG_REVISIONS, metadata, description=description)
 
 
-def cmd_decide(args: argparse.Namespace) -> int:
+def decide(command: str, proposal_id: str, by: str, why: str, warehouse: str | None) -> int:
     from .services.revisions import approve, reject
 
     try:
-        wh, base, origin = _context(args)
-        if args.command == "approve":
-            r = approve(wh, base, origin, args.proposal_id, args.by, args.why, _now())
+        wh, base, origin, s = _context(warehouse)
+        if command == "approve":
+            r = approve(wh, base, origin, proposal_id, by, why, _now())
         else:
-            v = reject(wh, base, origin, args.proposal_id, args.by, args.why, _now())
+            v = reject(wh, base, origin, proposal_id, by, why, _now())
     except _errors() as exc:
-        return _refused(args.command, exc)
-    if args.command == "approve":
-        print(f"approved {args.proposal_id} by {args.by}: revision {r.revision_id} "
-              f"({_change(r.changes)}), config_version "
-              f"{r.config_version}, applied {r.applied_at:%Y-%m-%d %H:%M:%S} UTC; the engine uses it from the next "
-              f"cycle point.")
+        return _refused(command, exc)
+    if command == "approve":
+        click.echo(f"approved {proposal_id} by {by}: revision {r.revision_id} ({_change(r.changes)}), config_version "
+                   f"{r.config_version}, applied {r.applied_at:%Y-%m-%d %H:%M:%S} UTC; the engine uses it from the "
+                   f"next cycle point.")
         if r.baseline is not None:
             b = r.baseline
-            print(f"baseline ({r.strategy.value}, real trades closed {b.start:%Y-%m-%d %H:%M} .. "
-                  f"{b.end:%Y-%m-%d %H:%M} UTC): {b.trades} trade(s), win rate {_pct(b.win_rate)}, mean net "
-                  f"pnl {_pct(b.mean_pnl_pct)}")
-        _report_materialization(args, f"approval of {args.proposal_id} by {args.by}",
-                                {"revision_id": r.revision_id, "proposal_id": args.proposal_id,
-                                 "config_version": r.config_version, "who": args.by, "why": args.why})
+            click.echo(f"baseline ({r.strategy.value}, real trades closed {b.start:%Y-%m-%d %H:%M} .. "
+                       f"{b.end:%Y-%m-%d %H:%M} UTC): {b.trades} trade(s), win rate {_pct(b.win_rate)}, mean net "
+                       f"pnl {_pct(b.mean_pnl_pct)}")
+        _report_materialization(s.dagster_home, f"approval of {proposal_id} by {by}",
+                                {"revision_id": r.revision_id, "proposal_id": proposal_id,
+                                 "config_version": r.config_version, "who": by, "why": why})
     else:
-        print(f"rejected {v.proposal_id} by {args.by} (why: {args.why}); status {v.status.value}.")
-        _report_materialization(args, f"rejection of {args.proposal_id} by {args.by}",
-                                {"proposal_id": args.proposal_id, "who": args.by, "why": args.why})
+        click.echo(f"rejected {v.proposal_id} by {by} (why: {why}); status {v.status.value}.")
+        _report_materialization(s.dagster_home, f"rejection of {proposal_id} by {by}",
+                                {"proposal_id": proposal_id, "who": by, "why": why})
     return 0
 
 
-def cmd_rollback(args: argparse.Namespace) -> int:
-    from .services.revisions import parse_span, rollback_last
+def decision_options(f):
+    f = warehouse_option(f)
+    f = click.option("--why", required=True, help="why")(f)
+    f = click.option("--by", required=True, help="who decides")(f)
+    return click.argument("proposal_id")(f)
 
-    who = args.by or getpass.getuser()
-    why = args.why or f"rollback --last {args.last}"
+
+@click.command("approve")
+@decision_options
+def approve_command(proposal_id: str, by: str, why: str, warehouse: str | None) -> int:
+    """Make a threshold or rollback proposal effective from the next cycle point (SPEC §10.6)."""
+    return decide("approve", proposal_id, by, why, warehouse)
+
+
+@click.command("reject")
+@decision_options
+def reject_command(proposal_id: str, by: str, why: str, warehouse: str | None) -> int:
+    """Reject a threshold or rollback proposal."""
+    return decide("reject", proposal_id, by, why, warehouse)
+
+
+@click.command("rollback")
+@click.option("--last", "span", type=SPAN, required=True, help="the span: 24h, 2d, 90m")
+@click.option("--by", help="default: the current user")
+@click.option("--why", help="default: the command")
+@warehouse_option
+def rollback_command(span: pd.Timedelta, by: str | None, why: str | None, warehouse: str | None) -> int:
+    """Revert every config revision applied in the last span (each restore is a new revision)."""
+    from .services.revisions import rollback_last
+
+    last = span_text(span)
+    who = by or getpass.getuser()
+    why = why or f"rollback --last {last}"
     try:
-        span = parse_span(args.last)
-        wh, base, origin = _context(args)
+        wh, base, origin, s = _context(warehouse)
         done = rollback_last(wh, base, origin, span, who, why, _now())
     except _errors() as exc:
         return _refused("rollback", exc)
     for r in done:
-        print(f"revision {r.revision_id}: reverted revision {r.reverts} — restored "
-              f"{_change(r.changes)} (config_version {r.config_version})")
-    print(f"{len(done)} revision(s) reverted by {who} (why: {why}); in force from the next cycle point.")
-    _report_materialization(args, f"rollback --last {args.last} by {who}",
+        click.echo(f"revision {r.revision_id}: reverted revision {r.reverts} — restored "
+                   f"{_change(r.changes)} (config_version {r.config_version})")
+    click.echo(f"{len(done)} revision(s) reverted by {who} (why: {why}); in force from the next cycle point.")
+    _report_materialization(s.dagster_home, f"rollback --last {last} by {who}",
                             {"reverted": json.dumps([r.reverts for r in done]), "who": who, "why": why})
     return 0
 
@@ -122,85 +148,73 @@ def _change(changes, short: bool = False) -> str:
     return "; ".join(f"{c.key.rsplit('.', 1)[-1] if many else c.key} {_v(c.old)} → {_v(c.new)}" for c in changes)
 
 
-def cmd_proposals_list(args: argparse.Namespace) -> int:
+@click.group("proposals")
+def proposals_group() -> None:
+    """Threshold and rollback proposals with their status."""
+
+
+@proposals_group.command("list")
+@click.option("--pending", is_flag=True, help="only the proposals waiting for a decision")
+@warehouse_option
+def proposals_list_command(pending: bool, warehouse: str | None) -> int:
+    """Id, strategy, parameter, old → new, tier, status and expiry of every proposal."""
     from .services.revisions import proposal_views
 
     try:
-        wh, _, _ = _context(args)
+        wh, _, _, _ = _context(warehouse)
         views = proposal_views(wh, _now())
     except _errors() as exc:
         return _refused("proposals list", exc)
-    if args.pending:
+    if pending:
         views = [v for v in views if v.status.value == "PROPOSED"]
     if not views:
-        print("no proposals" + (" waiting for a decision" if args.pending else ""))
+        click.echo("no proposals" + (" waiting for a decision" if pending else ""))
         return 0
     rows = [{"id": v.proposal_id, "strategy": v.strategy.value, "parameter": v.parameter,
              "old → new": _change(v.changes, short=True), "tier": v.tier or "-",
              "status": v.status.value + (" (blocked)" if v.blocked_reason else ""),
              "expires (UTC)": "-" if v.expires_at is None else f"{v.expires_at:%Y-%m-%d %H:%M}"} for v in views]
-    print(pd.DataFrame(rows).to_string(index=False))
+    echo_table(pd.DataFrame(rows))
     return 0
 
 
-def cmd_proposals_show(args: argparse.Namespace) -> int:
+@proposals_group.command("show")
+@click.argument("proposal_id")
+@warehouse_option
+def proposals_show_command(proposal_id: str, warehouse: str | None) -> int:
+    """A proposal's changes, evidence, status and decision."""
     from .services.revisions import RevisionState
 
     try:
-        wh, _, _ = _context(args)
+        wh, _, _, _ = _context(warehouse)
         now = _now()
-        v = RevisionState.read(wh).view(args.proposal_id, now)
+        v = RevisionState.read(wh).view(proposal_id, now)
     except _errors() as exc:
         return _refused("proposals show", exc)
-    print(f"proposal {v.proposal_id}: {v.status.value}")
-    print(f"  strategy {v.strategy.value}, {v.parameter}" + (f", variation {v.variation}, tier {v.tier}"
-                                                            if v.variation else ""))
-    print(f"  created {v.created_at:%Y-%m-%d %H:%M} UTC, expires "
-          + ("never" if v.expires_at is None else f"{v.expires_at:%Y-%m-%d %H:%M} UTC")
-          + f", computed under config_version {v.config_version}")
+    click.echo(f"proposal {v.proposal_id}: {v.status.value}")
+    click.echo(f"  strategy {v.strategy.value}, {v.parameter}"
+               + (f", variation {v.variation}, tier {v.tier}" if v.variation else ""))
+    click.echo(f"  created {v.created_at:%Y-%m-%d %H:%M} UTC, expires "
+               + ("never" if v.expires_at is None else f"{v.expires_at:%Y-%m-%d %H:%M} UTC")
+               + f", computed under config_version {v.config_version}")
     if v.blocked_reason:
-        print(f"  blocked at proposal time: {v.blocked_reason}")
+        click.echo(f"  blocked at proposal time: {v.blocked_reason}")
     if v.trigger:
-        print(f"  trigger: {v.trigger}")
-    print("  changes:")
+        click.echo(f"  trigger: {v.trigger}")
+    click.echo("  changes:")
     for c in v.changes:
         rec = v.recommended.get(c.key)
-        print(f"    {c.key}: {_v(c.old)} → {_v(c.new)}" + ("" if rec is None else f" (recommended {_v(rec)})"))
-    print("  evidence:")
+        click.echo(f"    {c.key}: {_v(c.old)} → {_v(c.new)}"
+                   + ("" if rec is None else f" (recommended {_v(rec)})"))
+    click.echo("  evidence:")
     for line in json.dumps(v.evidence, indent=2, sort_keys=True, default=str).splitlines():
-        print(f"    {line}")
+        click.echo(f"    {line}")
     if v.decision is not None:
         d = v.decision
         rev = "" if pd.isna(d["revision_id"]) else f", revision {int(d['revision_id'])}"
-        print(f"  decision: {d['decision']} by {d['who']} at {pd.Timestamp(d['decided_at']):%Y-%m-%d %H:%M} UTC"
-              f"{rev} (why: {d['why']})")
+        click.echo(f"  decision: {d['decision']} by {d['who']} at {pd.Timestamp(d['decided_at']):%Y-%m-%d %H:%M} "
+                   f"UTC{rev} (why: {d['why']})")
     return 0
 
 
-def add_revisions_parser(sub) -> None:
-    for name, hlp in (("approve", "make a threshold or rollback proposal effective (SPEC §10.6)"),
-                      ("reject", "reject a threshold or rollback proposal")):
-        p = sub.add_parser(name, help=hlp, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("proposal_id")
-        p.add_argument("--by", required=True, help="who decides")
-        p.add_argument("--why", required=True, help="why")
-        p.add_argument("--warehouse", help="DuckDB file (default: $CRYPTOTRACKER_WAREHOUSE)")
-        p.set_defaults(func=cmd_decide)
-
-    p = sub.add_parser("proposals", help="threshold and rollback proposals with their status")
-    psub = p.add_subparsers(dest="proposals_command", required=True)
-    c = psub.add_parser("list", help="id, strategy, parameter, old → new, tier, status, expiry")
-    c.add_argument("--pending", action="store_true", help="only the proposals waiting for a decision")
-    c.add_argument("--warehouse")
-    c.set_defaults(func=cmd_proposals_list)
-    c = psub.add_parser("show", help="a proposal's changes, evidence, status and decision")
-    c.add_argument("proposal_id")
-    c.add_argument("--warehouse")
-    c.set_defaults(func=cmd_proposals_show)
-
-    p = sub.add_parser("rollback", help="revert every config revision applied in the last span (e.g. 24h)")
-    p.add_argument("--last", required=True, help="the span: 24h, 2d, 90m")
-    p.add_argument("--by", help="default: the current user")
-    p.add_argument("--why", help="default: the command")
-    p.add_argument("--warehouse")
-    p.set_defaults(func=cmd_rollback)
+REVISION_COMMANDS = (approve_command, reject_command, proposals_group, rollback_command)

@@ -7,19 +7,22 @@ has ``entry_id, symbol, entry_time, size_usd, take_profit, stop_loss, trailing, 
 fee, slippage`` (rates are fractions, 0 disables an exit). Times in CSV files are ISO-8601 with a ``Z`` or
 ``+00:00`` suffix. Bad input (including a broken bar: high below low, or high/low not bracketing open and close)
 exits with code 2 and a message naming the file, the 1-based data row (header excluded) and the column; nothing is
-written. The main ``cryptotracker`` CLI registers this subcommand through
-:func:`add_simulate_parser`; ``python -m cryptotracker_assets.simulate_cli simulate ...`` runs it standalone.
+written. The main ``cryptotracker`` group adds :data:`simulate_command`; ``python -m
+cryptotracker_assets.simulate_cli simulate ...`` runs it standalone.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import click
+
+from .cli_common import CliEnv, invoke, session
 
 EXIT_BAD_INPUT = 2
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -32,36 +35,35 @@ class _BadInput(Exception):
     """Bad CLI input (already formatted for the user)."""
 
 
-def _positive_minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0 minutes, got {text!r}")
-    return value
+class PositiveMinutes(click.ParamType):
+    """A finite number of minutes > 0 (else a usage error naming ``--bar-minutes``)."""
+
+    name = "minutes"
+
+    def convert(self, value, param, ctx):
+        try:
+            minutes = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"not a number of minutes: {value!r}", param, ctx)
+        if not (math.isfinite(minutes) and minutes > 0):
+            self.fail(f"must be > 0 minutes, got {value!r}", param, ctx)
+        return minutes
 
 
-def add_simulate_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the ``simulate`` subcommand on an argparse subparsers object (sets ``func=run_simulate``)."""
-    p = subparsers.add_parser(
-        "simulate",
-        help="simulate the exits of entries over bars (SPEC §5/§6) and write one row per trade",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument(
-        "--bars", required=True, help="bars file, .parquet or .csv: symbol, timestamp, open, high, low, close, volume"
-    )
-    p.add_argument("--entries", required=True, help="entries .csv (rates are fractions; 0 disables an exit)")
-    p.add_argument("--out", required=True, help="trades .csv to write (replaced atomically; untouched on bad input)")
-    p.add_argument(
-        "--bar-minutes",
-        type=_positive_minutes,
-        default=None,
-        help="bar length in minutes (default: the modal spacing of consecutive bars over all symbols)",
-    )
-    p.set_defaults(func=run_simulate)
-    return p
+@click.command("simulate")
+@click.option("--bars", required=True,
+              help="bars file, .parquet or .csv: symbol, timestamp, open, high, low, close, volume")
+@click.option("--entries", required=True, help="entries .csv (rates are fractions; 0 disables an exit)")
+@click.option("--out", required=True, help="trades .csv to write (replaced atomically; untouched on bad input)")
+@click.option("--bar-minutes", type=PositiveMinutes(), default=None,
+              help="bar length in minutes (default: the modal spacing of consecutive bars over all symbols)")
+def simulate_command(bars: str, entries: str, out: str, bar_minutes: float | None) -> int:
+    """Simulate the exits of entries over bars (SPEC §5/§6) and write one row per trade.
+
+    Bad input exits 2 with a message naming the file, the 1-based data row and the column; nothing is written."""
+    if click.get_current_context().find_object(CliEnv) is not None:
+        session(err=True)  # in the main CLI: the session line, on stderr (neither is used here)
+    return run_simulate(bars, entries, out, bar_minutes)
 
 
 def _read_table(path: str, text_columns: tuple[str, ...]):
@@ -142,45 +144,50 @@ def _write_atomic(frame, out: Path) -> None:
         raise
 
 
-def run_simulate(args: argparse.Namespace) -> int:
-    """Run ``simulate`` for parsed ``args``; returns the exit code (0, or 2 on bad input with a message on stderr)."""
+def run_simulate(bars_path: str, entries_path: str, out_path: str, bar_minutes: float | None = None) -> int:
+    """Simulate and write the trades; returns the exit code (0, or 2 on bad input with a message on stderr)."""
     from .core.exits import BarArrays, SimulationInputError, simulate_exits
 
-    out = Path(args.out)
-    names = {"bars": str(args.bars), "entries": str(args.entries)}
+    out = Path(out_path)
+    names = {"bars": str(bars_path), "entries": str(entries_path)}
     try:
         if not out.parent.is_dir():
-            raise _BadInput(f"{args.out}: output directory {str(out.parent)!r} does not exist")
-        bars = _read_table(args.bars, ("symbol", "timestamp"))
-        entries = _read_table(args.entries, ("entry_id", "symbol", "entry_time"))
+            raise _BadInput(f"{out_path}: output directory {str(out.parent)!r} does not exist")
+        bars = _read_table(bars_path, ("symbol", "timestamp"))
+        entries = _read_table(entries_path, ("entry_id", "symbol", "entry_time"))
         _utc_column(bars, "timestamp", "bars")
         _utc_column(entries, "entry_time", "entries")
         arrays = BarArrays.from_frame(bars, table="bars")
         del bars
-        trades = simulate_exits(arrays, entries, args.bar_minutes)
+        trades = simulate_exits(arrays, entries, bar_minutes)
     except SimulationInputError as exc:
         exc.table = names.get(exc.table, exc.table)
-        print(f"cryptotracker simulate: error: {exc}", file=sys.stderr)
+        click.echo(f"cryptotracker simulate: error: {exc}", err=True)
         return EXIT_BAD_INPUT
     except _BadInput as exc:
-        print(f"cryptotracker simulate: error: {exc}", file=sys.stderr)
+        click.echo(f"cryptotracker simulate: error: {exc}", err=True)
         return EXIT_BAD_INPUT
     trades["entry_time"] = _iso(trades["entry_time"])
     trades["exit_time"] = _iso(trades["exit_time"])
     _write_atomic(trades, out)
     skipped = len(entries) - len(trades)
     note = f" ({skipped} entries without an entry bar)" if skipped else ""
-    print(f"wrote {len(trades)} trades to {args.out}{note}")
+    click.echo(f"wrote {len(trades)} trades to {out_path}{note}")
     return 0
 
 
+@click.group()
+def standalone() -> None:
+    """cryptotracker simulate, without the rest of the CLI."""
+
+
+standalone.add_command(simulate_command)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point: ``python -m cryptotracker_assets.simulate_cli simulate ...``."""
-    parser = argparse.ArgumentParser(prog="cryptotracker")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_simulate_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    """Standalone entry point: ``python -m cryptotracker_assets.simulate_cli simulate ...`` (exit codes as the main
+    CLI: 2 on bad arguments or bad input)."""
+    return invoke(standalone, argv)
 
 
 if __name__ == "__main__":

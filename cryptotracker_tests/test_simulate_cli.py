@@ -5,7 +5,6 @@ Expected trades are computed by hand (binary-fraction prices and rates, so the v
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptotracker_assets.simulate_cli import add_simulate_parser, main, run_simulate
+from cryptotracker_assets.simulate_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,13 +168,10 @@ def test_bar_minutes_changes_the_time_exit(tmp_path):
 
 
 def test_registers_on_the_main_cli_parser(tmp_path):
-    parser = argparse.ArgumentParser(prog="cryptotracker")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_simulate_parser(sub)
+    from cryptotracker_assets.cli import main as cli
+
     b, e, out = write(tmp_path)
-    ns = parser.parse_args(args(b, e, out))
-    assert ns.func is run_simulate and ns.bar_minutes is None
-    assert run_simulate(ns) == 0 and out.exists()
+    assert cli(args(b, e, out)) == 0 and read_trades(out) == EXPECTED
 
 
 def _replace_line(text: str, line_no: int, new: str) -> str:
@@ -321,11 +317,10 @@ def test_missing_file_unknown_type_and_missing_out_dir_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "nan"])
-def test_bad_bar_minutes_is_a_usage_error(tmp_path, value):
+def test_bad_bar_minutes_is_a_usage_error(tmp_path, capsys, value):
     b, e, out = write(tmp_path)
-    with pytest.raises(SystemExit) as info:
-        main(args(b, e, out, "--bar-minutes", value))
-    assert info.value.code == 2
+    assert main(args(b, e, out, "--bar-minutes", value)) == 2
+    assert "'--bar-minutes'" in capsys.readouterr().err
     assert not out.exists()
 
 
