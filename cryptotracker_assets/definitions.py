@@ -19,11 +19,13 @@ from resources import (
     LogNotifier,
     PolygonMarketData,
     ProjectConfigResource,
+    SlackApiResource,
     SlackNotifier,
     SyntheticMarketData,
     TableIOManager,
     WarehouseResource,
 )
+from sensors.alerts import make_check_alert_sensor, make_run_failure_sensor
 from sensors.new_bars import make_new_bars_sensor
 from sensors.outbox import make_outbox_sensor
 from sensors.retraining import make_retraining_sensors
@@ -38,6 +40,8 @@ from .assets.models import (ModelStoreResource, build_labels_asset, candidate_mo
                             models_training_job, training_labels_job)
 from .assets.paper import build_paper_assets
 from .assets.pipeline import build_pipeline_checks
+from .assets.reports import (ReportStoreResource, build_report_schedules, daily_performance, data_export,
+                             html_report, reports_job, trading_report)
 from .assets.revisions import (approve_proposal_job, build_rollback_monitor_schedule, config_revisions,
                                revisions_consistent, rollback_monitor_job)
 from .assets.setups import build_setup_assets
@@ -52,6 +56,7 @@ from .jobs import (
     config_job,
     features_job,
     gap_healing_job,
+    health_check_keys,
     paper_engine_job,
 )
 from .schedules import build_maintenance_schedules, build_ohlc_schedule
@@ -84,7 +89,7 @@ def notifier_for(env: Environment, cfg: Config):
     if not env.slack:
         return LogNotifier()
     ch = cfg.notifications.channels
-    return SlackNotifier(token=dg.EnvVar("SLACK_BOT_TOKEN"),
+    return SlackNotifier(slack=SlackApiResource(token=dg.EnvVar("SLACK_BOT_TOKEN")),
                          channels={"trades": ch.trades, "reports": ch.reports, "alerts": ch.alerts,
                                    "signals": ch.signals})
 
@@ -105,7 +110,7 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
         assets=[*ohlc_assets, *build_feature_assets(cfg), *build_setup_assets(cfg), engine,
                 build_data_gaps_asset(timeframes), universe, effective_config, config_revisions,
                 shadow_performance, threshold_recommendations, build_labels_asset(cfg), candidate_model,
-                champion_model],
+                champion_model, daily_performance, trading_report, html_report, data_export],
         asset_checks=[*health_checks, *freshness, *engine_checks, *build_pipeline_checks(timeframes),
                       revisions_consistent, performance_valid],
         jobs=[
@@ -123,13 +128,18 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             shadow_daily_job,
             training_labels_job,
             models_training_job,
+            reports_job,
         ],
         schedules=[*[build_ohlc_schedule(tf, cfg) for tf in scheduled], *build_maintenance_schedules(cfg),
-                   build_rollback_monitor_schedule(cfg), *build_shadow_schedules(cfg)],
+                   build_rollback_monitor_schedule(cfg), *build_shadow_schedules(cfg),
+                   *build_report_schedules(cfg)],
         sensors=[
             make_new_bars_sensor(paper_engine_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
                                  "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min),
             make_outbox_sensor(),
+            make_run_failure_sensor(cfg),
+            make_check_alert_sensor(cfg, {f"{k.asset_key.to_user_string()}:{k.name}"
+                                          for k in health_check_keys(timeframes, freshness)}),
             *make_retraining_sensors(shadow_daily_job, training_labels_job, models_training_job),
         ],
         resources={
@@ -138,6 +148,7 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
             "market_data": market_source(env),
             "warehouse": warehouse,
             "model_store": ModelStoreResource(root=env.models_dir),
+            "report_store": ReportStoreResource(folder=env.reports_dir),
             "bars_io_manager": BarsIOManager(warehouse=warehouse),
             "table_io_manager": TableIOManager(warehouse=warehouse),
             "notifier": notifier_for(env, cfg),

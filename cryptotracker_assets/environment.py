@@ -10,6 +10,7 @@ All optional — with none set everything runs on the synthetic source, a DuckDB
   ``./.dagster_home/warehouse.duckdb`` (where ``make run`` writes).
 - ``DAGSTER_HOME``: the Dagster instance folder (default ``./.dagster_home``).
 - ``CRYPTOTRACKER_MODELS``: the model store folder (default: the project's ``models/``; tests use a temp folder).
+- ``CRYPTOTRACKER_REPORTS``: where the HTML report is written (default ``$DAGSTER_HOME/reports``).
 Secrets are never stored here: only whether they are set.
 """
 
@@ -39,6 +40,7 @@ class Environment:
     polygon_base_url: str | None
     slack: bool
     models_dir: str = str(Path(__file__).resolve().parent.parent / "models")
+    reports_dir: str = ""
 
     @classmethod
     def read(cls, env: Mapping[str, str], cwd: Path | None = None) -> "Environment":
@@ -64,4 +66,6 @@ class Environment:
             slack=bool(env.get("SLACK_BOT_TOKEN")),
             models_dir=str((here / env["CRYPTOTRACKER_MODELS"]).resolve()) if env.get("CRYPTOTRACKER_MODELS")
             else str(Path(__file__).resolve().parent.parent / "models"),
+            reports_dir=str((here / env["CRYPTOTRACKER_REPORTS"]).resolve()) if env.get("CRYPTOTRACKER_REPORTS")
+            else str(Path(home) / "reports"),
         )

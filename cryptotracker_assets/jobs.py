@@ -2,13 +2,14 @@
 
 - ``ohlc_<tf>_job`` — candles of one timeframe (the ingest schedules);
 - ``paper_engine_job`` — the chain for the partition of each new base-bar materialization (``paper_engine_sensor``):
-  ``market_regime`` and ``features_scan`` → ``scan_preview`` → the paper engine's four outputs (with the blocking
-  ``ledger_invariants``) → ``strategy_setups`` and ``readiness_board``;
+  ``market_regime`` and ``features_scan`` → ``scan_preview`` → the paper engine's outputs (with the blocking
+  ``ledger_invariants``) → ``strategy_setups``, ``readiness_board`` and ``daily_performance``;
 - ``features_job`` — the end-product features ``features_15m`` and ``features_daily`` (``features_schedule``);
 - ``main_job`` — the whole pipeline for a window of days (``make run``, backfills);
 - the day audit ``replay_matches_ledger`` runs when a person materializes a past ``paper_trades`` day with its checks
   (the UI's Materialize selects them by default), never in the tick nor in ``main_job``;
-- ``data_health_job``, ``gap_healing_job``, ``config_job``, ``retention_job`` — maintenance.
+- ``data_health_job``, ``gap_healing_job``, ``config_job``, ``retention_job`` — maintenance;
+- ``reports_job`` — the trading report and the HTML report (the four report schedules, on demand).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ DATA_HEALTH_JOB = "data_health_job"
 GAP_HEALING_JOB = "gap_healing_job"
 CONFIG_JOB = "config_job"
 CHAIN_ASSETS = ("market_regime", "features_scan", "scan_preview", *ENGINE_OUTPUTS, "strategy_setups",
-                "readiness_board")
+                "readiness_board", "daily_performance")
 END_PRODUCT_FEATURES = ("features_15m", "features_daily")
 KIND_TAG = "cryptotracker/kind"  # every job's run carries it (ingest, engine, main, health, …)
 INGEST_KIND = "ingest"

@@ -37,8 +37,16 @@ EXPECTED_UPSTREAM = {
     "training_labels": {"scan_history", "paper_trades", "shadow_outcomes", "shadow_exits", "market_regime",
                         "features_15m", "features_daily"},
     "candidate_model": {"training_labels"}, "champion_model": {"candidate_model"},
+    # the operators' view: per-day performance from the ledger and scans; the report reads the ledger, equity
+    # and regime; the HTML file everything people look at; exports (written by the CLI) the ledger and scans
+    "daily_performance": {"paper_trades", "scan_history"},
+    "trading_report": {"paper_trades", "portfolio_snapshots", "market_regime"},
+    "html_report": {"paper_trades", "portfolio_snapshots", "market_regime", "readiness_board", "shadow_performance",
+                    "champion_model", "trading_report"},
+    "data_export": {"paper_trades", "scan_history"},
 }
-CHAIN = {"market_regime", "features_scan", "scan_preview", *ENGINE, "strategy_setups", "readiness_board"}
+CHAIN = {"market_regime", "features_scan", "scan_preview", *ENGINE, "strategy_setups", "readiness_board",
+         "daily_performance"}
 EXPECTED_JOBS = {
     "main_job": {*OHLC, *CHAIN, "features_15m", "features_daily"},
     "paper_engine_job": CHAIN,
@@ -51,7 +59,12 @@ EXPECTED_JOBS = {
     "shadow_analysis_job": {"shadow_performance"},
     "shadow_daily_job": {"shadow_performance", "threshold_recommendations"},
     "training_labels_job": {"training_labels"}, "models_training_job": {"candidate_model", "champion_model"},
+    "reports_job": {"trading_report", "html_report"},
 }
+REPORT_SCHEDULES = {"morning_report_schedule": ("reports_job", "0 7 * * *"),
+                    "midday_report_schedule": ("reports_job", "0 12 * * *"),
+                    "evening_report_schedule": ("reports_job", "0 19 * * *"),
+                    "weekly_report_schedule": ("reports_job", "0 19 * * 0")}  # America/Los_Angeles
 EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "ohlc_15m_schedule": ("ohlc_15m_job", "*/15 * * * *"),
                       "ohlc_1h_schedule": ("ohlc_1h_job", "5 * * * *"), "ohlc_1d_schedule": ("ohlc_1d_job", "5 0 * * *"),
@@ -61,7 +74,8 @@ EXPECTED_SCHEDULES = {"ohlc_1m_schedule": ("ohlc_1m_job", "*/5 * * * *"),
                       "features_schedule": ("features_job", "*/15 * * * *"),
                       "rollback_monitor_schedule": ("rollback_monitor_job", "0 * * * *"),
                       "shadow_analysis_schedule": ("shadow_analysis_job", "0 */3 * * *"),
-                      "shadow_daily_schedule": ("shadow_daily_job", "0 2 * * *")}  # 02:00 America/Los_Angeles
+                      "shadow_daily_schedule": ("shadow_daily_job", "0 2 * * *"),  # 02:00 America/Los_Angeles
+                      **REPORT_SCHEDULES}
 OHLC_CHECKS = {"ohlc_integrity", "ohlc_suspect_moves", "ohlc_gaps", "ohlc_partition_completeness", "ohlc_freshness",
                "ohlc_completeness",
                "ohlc_unique_keys", "freshness_check"}
@@ -90,10 +104,9 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     assert upstream == EXPECTED_UPSTREAM
     # Every asset has a consumer or is read by people (boards, end products, config, the engine's history).
     consumed = set().union(*upstream.values())
-    assert set(upstream) - consumed == {"universe", "effective_config", "champion_model",
-                                        "data_gaps", "config_revisions", "portfolio_snapshots",
-                                        "strategy_setups", "readiness_board", "limiter_state", "engine_ticks",
-                                        "notification_outbox"}
+    assert set(upstream) - consumed == {"universe", "effective_config", "data_gaps", "config_revisions",
+                                        "strategy_setups", "limiter_state", "engine_ticks", "notification_outbox",
+                                        "daily_performance", "html_report", "data_export"}
     jobs = {j.name: {k.to_user_string() for k in j.asset_layer.selected_asset_keys}
             for j in defs.resolve_all_job_defs() if j.name != "__ASSET_JOB"}
     assert jobs == EXPECTED_JOBS
@@ -102,15 +115,18 @@ def test_definitions_expose_exactly_the_flow(tmp_env):
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
     # data jobs on UTC crons; the daily shadow job for people at 02:00 America/Los_Angeles (SPEC §0.2, §10)
     assert {n: s.execution_timezone for n, s in schedules.items() if s.execution_timezone != "UTC"} == {
-        "shadow_daily_schedule": "America/Los_Angeles"}
+        n: "America/Los_Angeles" for n in ("shadow_daily_schedule", *REPORT_SCHEDULES)}
     sensors = {s.name: s for s in defs.sensors}
     assert set(sensors) == {"paper_engine_sensor", "outbox_delivery_sensor", "daily_labels_sensor",
-                            "retraining_sensor"}
+                            "retraining_sensor", "run_failure_alert_sensor", "check_alert_sensor"}
     assert sensors["paper_engine_sensor"].job_name == "paper_engine_job"
     assert sensors["paper_engine_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
     # the outbox is delivered as soon as a daemon runs; it launches no runs
     assert sensors["outbox_delivery_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert not sensors["outbox_delivery_sensor"].targets
+    # failures and failing checks reach #system-alerts from the first daemon start (issue 13)
+    for name in ("run_failure_alert_sensor", "check_alert_sensor"):
+        assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING and not sensors[name].targets
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
     health = {(k.asset_key.to_user_string(), k.name)
