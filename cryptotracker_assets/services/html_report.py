@@ -1,5 +1,5 @@
 """The self-contained HTML report written to a file (no Dagster): :func:`~.report_data.gather_report_data` →
-:func:`~..core.report.render_page` → one UTF-8 file replaced atomically (a temporary file in the same folder, then
+:func:`~..core.html_report.render_page` → one UTF-8 file replaced atomically (a temporary file in the same folder, then
 ``os.replace``), so a reader never sees half a report. The ``html_report`` asset and ``cryptotracker report`` call
 it."""
 
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.config import Config
-from ..core.report import render_page
+from ..core.html_report import render_page
 from ..storage.warehouse import Warehouse
 from .report_data import gather_report_data
 

@@ -20,7 +20,7 @@ from ..core.config import Config, Strategy, Timeframe
 from ..core.ledger import (SNAPSHOT_COLUMNS, book_state, closed_trade_records, closed_trades,
                            open_groups, open_positions, performance, realised_pnl, size_weighted_return)
 from ..core.protection import OperatorAction, OperatorEvent
-from ..core.report import (FILL_COLUMNS, PRICE_COLUMNS, REGIME_COLUMNS, ModelCard, ReportData, active_limits,
+from ..core.html_report import (FILL_COLUMNS, PRICE_COLUMNS, REGIME_COLUMNS, ModelCard, ReportData, active_limits,
                            default_symbol, empty_frame, fmt_time, gate_timeline)
 from ..core.setups import readiness_board
 from ..core.shadows.analyzer import leaderboard

@@ -3,7 +3,7 @@ coordinates, the drawdown of a known equity path and its shaded panel, bar heigh
 entry / exit markers at their fills, timeline bands per run of states, round ticks, number formats for people,
 P&L breakdowns (size-weighted) and the entry gates refolded over cycle points.
 
-Geometry (core.report.svg): the plot area of a chart W × H is x ∈ [80, W − 20], y ∈ [36, H − 48]."""
+Geometry (core.html_report.svg): the plot area of a chart W × H is x ∈ [80, W − 20], y ∈ [36, H − 48]."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from cryptotracker_assets.core.config import Strategy, Tier
 from cryptotracker_assets.core.exits import ExitReason
 from cryptotracker_assets.core.ledger import ClosedTrade, TradeOutcome
 from cryptotracker_assets.core.protection import OperatorAction, OperatorEvent
-from cryptotracker_assets.core.report import (Scale, Series, bar_chart, default_symbol, drawdown, fmt_pct, fmt_price,
+from cryptotracker_assets.core.html_report import (Scale, Series, bar_chart, default_symbol, drawdown, fmt_pct, fmt_price,
                                               fmt_usd, gate_timeline, line_chart, max_drawdown, pnl_breakdown,
                                               price_chart, timeline_chart)
-from cryptotracker_assets.core.report.svg import nice_ticks, thin, time_ticks
+from cryptotracker_assets.core.html_report.svg import nice_ticks, thin, time_ticks
 
 T0 = pd.Timestamp("2026-02-02 00:00", tz="UTC")
 
