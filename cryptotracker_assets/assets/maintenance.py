@@ -12,6 +12,7 @@ from ..services.alerts import queue_data_health
 from ..services.ingest import ingest_symbols, utc_now
 from ..services.maintenance import apply_retention, heal_gaps, unhealed_alerts
 from .common import WAREHOUSE_POOL, markdown_table, ohlc_asset_name
+from .retries import TRANSIENT_RETRY, data_errors_are_final
 
 
 def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
@@ -23,7 +24,9 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
         kinds={"duckdb"},
         description="Gaps in the stored candles of the active symbols and of the inactive ones the engine still "
                     "holds, re-fetched and upserted: healed, confirmed_empty or open.",
+        retry_policy=TRANSIENT_RETRY,
     )
+    @data_errors_are_final
     def data_gaps(
         project_config: ProjectConfigResource,
         market_data: MarketDataSource,

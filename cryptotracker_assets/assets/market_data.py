@@ -17,6 +17,7 @@ from ..services.ingest import SliceData, build_slice, closed_end, ingest_symbols
 from ..partitions import daily_partitions
 from ..schemas import ohlc_dagster_type
 from .common import OWNERS, WAREHOUSE_POOL, markdown_table, ohlc_asset_name
+from .retries import TRANSIENT_RETRY, data_errors_are_final
 
 GROUP = "market_data"
 STANDARD_TIMEFRAMES = (Timeframe.M1, Timeframe.M15, Timeframe.H1, Timeframe.D1)
@@ -42,6 +43,7 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
         dagster_type=ohlc_dagster_type(tf),
         metadata={"timeframe": tf.value, "partition_expr": "timestamp"},
         backfill_policy=dg.BackfillPolicy.multi_run(partitions_per_run),
+        retry_policy=TRANSIENT_RETRY,
         check_specs=[
             dg.AssetCheckSpec(C.OHLC_INTEGRITY, asset=key, description="Input rows that broke an OHLC invariant."),
             dg.AssetCheckSpec(C.OHLC_SUSPECT_MOVES, asset=key, description="Moves beyond data.health.extreme_move."),
@@ -56,6 +58,7 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
         tags={"stage": "market_data"},
         description=f"Closed {tf.value} candles per symbol and UTC day, with `suspect` flags and `ingested_at`.",
     )
+    @data_errors_are_final
     def _ohlc(
         context: dg.AssetExecutionContext,
         config: OhlcIngestConfig,

@@ -39,6 +39,7 @@ from ..storage.warehouse import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE
 from .models import ModelStoreResource
 from .common import (OWNERS, WAREHOUSE_POOL, json_counts, lookback_dep, markdown_table, ohlc_asset_name,
                      partition_window, previous_day_dep, table_schema)
+from .retries import TRANSIENT_RETRY, data_errors_are_final
 
 GROUP = "paper"
 LEDGER_INVARIANTS = "ledger_invariants"  # ERROR, blocking: a ledger row or a limit breaks SPEC §4–§7
@@ -119,12 +120,13 @@ def build_paper_assets(cfg) -> tuple[dg.AssetsDefinition, list[dg.AssetChecksDef
               for name in ENGINE_OUTPUTS},
         deps=[dg.AssetKey("scan_preview"), dg.AssetKey("market_regime"), lookback_dep(base_key, derived_span(cfg)),
               previous_day_dep(dg.AssetKey(ENGINE_STATE_TABLE))],
-        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL,
+        backfill_policy=dg.BackfillPolicy.single_run(), pool=WAREHOUSE_POOL, retry_policy=TRANSIENT_RETRY,
         description="One paper-engine tick (SPEC §3.1) over the unprocessed cycle points of the partition window, "
                     "on the stored scan_preview and market_regime rows; ledger rows, scan history, snapshots, "
                     "the state, the limiter state, the tick record and the outbox messages committed in one "
                     "transaction.",
     )
+    @data_errors_are_final
     def paper_engine(context: dg.AssetExecutionContext, project_config: ProjectConfigResource,
                      warehouse: WarehouseResource, model_store: ModelStoreResource):
         _refuse_after_failed_invariants(context)
