@@ -12,7 +12,7 @@ DEMO_SYMBOLS ?= BTC,ETH,SOL,LINK,AVAX,ARB,DOGE,TRX,PEPE,WIF
 DEMO_DAYS ?= 14
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test ui bench install clean config-check
+.PHONY: run test ui up down bench install clean config-check
 
 $(BIN)/.installed: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(BIN)/.installed
 
 ui: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+# Production-style: dagster-webserver and dagster-daemon (not `dagster dev`) on the instance of $(DAGSTER_HOME)
+# (DAGSTER_INSTANCE=dagster.postgres.yaml for PostgreSQL), bound to 127.0.0.1; PIDs and logs under $(DAGSTER_HOME).
+up: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m cryptotracker_assets.daemon_ctl up
+
+down:
+	$(BIN)/python -m cryptotracker_assets.daemon_ctl down
 
 # vectorbt is a bench-only reference (its own venv: it pins other numpy/pandas versions than the project).
 $(VENV)-bench/bin/.installed: benchmarks/requirements-vectorbt.txt

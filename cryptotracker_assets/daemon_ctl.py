@@ -1,0 +1,146 @@
+"""``make up`` / ``make down``: the Dagster webserver and daemon as two background processes (not ``dagster dev``)
+against the instance in ``$DAGSTER_HOME`` (SQLite by default; ``DAGSTER_INSTANCE=dagster.postgres.yaml`` for
+PostgreSQL), bound to 127.0.0.1, with their PIDs in ``$DAGSTER_HOME/services/<name>.pid`` and their logs in
+``$DAGSTER_HOME/services/<name>.log``. Schedules and sensors run under this daemon.
+
+``down`` stops exactly the processes ``up`` started: a PID file is trusted only while that PID still runs the
+command it was started with (a PID reused by another program is left alone), and each service's process group
+(the daemon's own subprocesses) gets SIGTERM, then SIGKILL after ``grace_s``. Never imports dagster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: list[str]
+    marker: str  # a word of the command line that identifies the process (the PID check)
+
+
+def services(bin_dir: Path, host: str, port: int, workspace: Path) -> list[Service]:
+    return [Service("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], "dagster-daemon"),
+            Service("webserver", [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), "-w",
+                                  str(workspace)], "dagster-webserver")]
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def running(pid_file: Path, marker: str) -> int | None:
+    """The PID of ``pid_file`` when that process is alive and still runs the service (``marker`` in its command)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if marker in cmdline(pid) else None
+
+
+def wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own 127.0.0.1 server
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def up(home: Path, *, bin_dir: Path, host: str = "127.0.0.1", port: int = 3000,
+       workspace: Path = PROJECT_ROOT / "workspace.yaml", wait_s: float = 90.0) -> dict[str, int]:
+    """Start the services that are not running; returns name → PID. Raises when the webserver does not answer."""
+    if not (home / "dagster.yaml").exists():
+        raise SystemExit(f"no Dagster instance at {home} (dagster.yaml missing): run `make up`, which creates it")
+    (home / "services").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    pids = {}
+    for s in services(bin_dir, host, port, workspace):
+        pid_file = home / "services" / f"{s.name}.pid"
+        pid = running(pid_file, s.marker)
+        if pid is None:
+            log = open(home / "services" / f"{s.name}.log", "ab")
+            proc = subprocess.Popen(s.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    cwd=str(workspace.parent), start_new_session=True)
+            log.close()
+            pid = proc.pid
+            pid_file.write_text(f"{pid}\n")
+        pids[s.name] = pid
+    url = f"http://{host}:{port}/server_info"
+    if not wait_http(url, wait_s):
+        raise SystemExit(f"the webserver did not answer {url} within {wait_s:g} s; see {home / 'services'}")
+    return pids
+
+
+def down(home: Path, *, grace_s: float = 20.0) -> dict[str, int | None]:
+    """Stop the services ``up`` started (their process groups); returns name → the PID stopped (None: not
+    running, or its PID file names another program now)."""
+    stopped: dict[str, int | None] = {}
+    for name, marker in (("webserver", "dagster-webserver"), ("daemon", "dagster-daemon")):
+        pid_file = home / "services" / f"{name}.pid"
+        pid = running(pid_file, marker)
+        stopped[name] = pid
+        if pid is not None:
+            stop_group(pid, grace_s)
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def stop_group(pid: int, grace_s: float) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)  # start_new_session: the service leads its own group
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        if not cmdline(pid):  # the leader is gone (a zombie of no one of ours): stop waiting for it
+            break
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cryptotracker_assets.daemon_ctl", description=__doc__)
+    p.add_argument("action", choices=["up", "down"])
+    p.add_argument("--port", type=int, default=int(os.environ.get("DAGSTER_PORT", "3000")))
+    args = p.parse_args(argv)
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
+    if args.action == "up":
+        pids = up(home, bin_dir=Path(sys.executable).parent, port=args.port)
+        print(f"Dagster instance: {home}")
+        print(f"webserver (PID {pids['webserver']}): http://127.0.0.1:{args.port}   daemon (PID {pids['daemon']}): "
+              f"schedules and sensors run now (the schedules are off until you enable them in the UI)")
+        print(f"PIDs and logs: {home / 'services'}   stop with `make down`")
+    else:
+        stopped = down(home)
+        for name, pid in stopped.items():
+            print(f"{name}: {'stopped PID ' + str(pid) if pid else 'not running'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

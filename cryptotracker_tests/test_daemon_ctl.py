@@ -1,0 +1,86 @@
+"""``make up`` / ``make down`` (issue 14): the webserver and the daemon (not ``dagster dev``) start against the
+instance in DAGSTER_HOME, bound to 127.0.0.1, with PID files and logs there; the UI lists the failure sensor, the
+report schedules and daily_performance (issue 13); the daemon runs the sensors; a second
+``up`` starts nothing new; ``down`` stops exactly those processes — an unrelated process, even one whose PID a stale
+PID file names, is left alone."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from cryptotracker_assets.daemon_ctl import cmdline, down, up
+from cryptotracker_tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())["data"]
+
+
+def alive(pid: int) -> bool:
+    return bool(cmdline(pid))
+
+
+def test_up_serves_and_runs_sensors_then_down_stops_exactly_those(tmp_env, monkeypatch):
+    home = Path(tmp_env["DAGSTER_HOME"])
+    for k, v in tmp_env.items():
+        monkeypatch.setenv(k, v)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    port = free_port()
+    try:
+        pids = up(home, bin_dir=Path(sys.executable).parent, port=port, workspace=PROJECT_ROOT / "workspace.yaml",
+                  wait_s=120)
+        assert set(pids) == {"webserver", "daemon"} and all(alive(p) for p in pids.values())
+        assert "dagster-webserver" in cmdline(pids["webserver"]) and "127.0.0.1" in cmdline(pids["webserver"])
+        assert "dagster-daemon" in cmdline(pids["daemon"])
+        assert (home / "services" / "daemon.pid").read_text().strip() == str(pids["daemon"])
+        # the UI serves the operators' view: the failure sensor, the report schedules, daily_performance
+        ui = graphql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name } "
+                           "schedules { name } } } } assetNodes { assetKey { path } } }")
+        repo = ui["repositoriesOrError"]["nodes"][0]
+        assert {"run_failure_alert_sensor", "check_alert_sensor"} <= {x["name"] for x in repo["sensors"]}
+        assert {f"{k}_report_schedule" for k in ("morning", "midday", "evening", "weekly")} <= {
+            x["name"] for x in repo["schedules"]}
+        assert {"daily_performance", "html_report", "trading_report"} <= {
+            a["assetKey"]["path"][-1] for a in ui["assetNodes"]}
+        # the daemon evaluates the sensors that run by default (the outbox delivery, the alert sensors)
+        log = home / "services" / "daemon.log"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "outbox_delivery_sensor" not in log.read_text(errors="replace"):
+            time.sleep(1)
+        assert "outbox_delivery_sensor" in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+        # a second `up` starts nothing new
+        assert up(home, bin_dir=Path(sys.executable).parent, port=port,
+                  workspace=PROJECT_ROOT / "workspace.yaml", wait_s=30) == pids
+        stopped = down(home, grace_s=20)
+        assert stopped == pids
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
+            time.sleep(0.2)
+        assert not any(alive(p) for p in pids.values())
+        assert not (home / "services" / "daemon.pid").exists()
+        # a stale PID file naming another program: `down` leaves that program alone
+        (home / "services" / "webserver.pid").write_text(f"{bystander.pid}\n")
+        assert down(home, grace_s=1) == {"webserver": None, "daemon": None}
+        assert bystander.poll() is None
+    finally:
+        down(home, grace_s=5)
+        bystander.kill()
