@@ -35,6 +35,54 @@ def graphql(port: int, query: str) -> dict:
         return json.loads(r.read())["data"]
 
 
+SYMBOLS = ("BTC", "ETH")
+
+
+def launch(port: int, job: str, day: str) -> str:
+    """Submit a run through the webserver (the queued run coordinator; the daemon launches it)."""
+    asset = job.removesuffix("_job")
+    params = {"selector": {"repositoryLocationName": "cryptotracker", "repositoryName": "__repository__",
+                           "jobName": job},
+              "runConfigData": {"ops": {asset: {"config": {"symbols": list(SYMBOLS),
+                                                           "as_of": "2026-03-03T00:00:00+00:00"}}}},
+              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]}}
+    q = ("mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename "
+         "... on LaunchRunSuccess { run { runId } } ... on PythonError { message } "
+         "... on RunConfigValidationInvalid { errors { message } } } }")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql",
+                                 data=json.dumps({"query": q, "variables": {"p": params}}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        out = json.loads(r.read())["data"]["launchRun"]
+    assert out["__typename"] == "LaunchRunSuccess", out
+    return out["run"]["runId"]
+
+
+def wait_runs(home: Path, run_ids: list[str], timeout_s: float):
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+        if len(records) == len(run_ids) and all(r.dagster_run.is_finished for r in records):
+            return records
+        assert time.monotonic() < deadline, [(r.dagster_run.job_name, r.dagster_run.status.value) for r in records]
+        time.sleep(1)
+
+
+def stored_counts(warehouse: str) -> dict:
+    from cryptotracker_assets.storage.warehouse import Warehouse
+
+    wh = Warehouse(warehouse, create=False)
+    out = {}
+    for table in ("ohlc_1m", "ohlc_15m"):
+        df = wh.read_sql(f"SELECT strftime(timestamp, '%Y-%m-%d') AS day, symbol, count(*) AS n FROM {table} "
+                         f"GROUP BY 1, 2")
+        out.update({(table, r.day, r.symbol): int(r.n) for r in df.itertuples()})
+    return out
+
+
 def alive(pid: int) -> bool:
     return bool(cmdline(pid))
 
@@ -67,6 +115,16 @@ def test_up_serves_and_runs_sensors_then_down_stops_exactly_those(tmp_env, monke
         while time.monotonic() < deadline and "outbox_delivery_sensor" not in log.read_text(errors="replace"):
             time.sleep(1)
         assert "outbox_delivery_sensor" in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+        # overlapping runs that write the warehouse, launched through the queued coordinator and the daemon: all
+        # succeed (the one-slot warehouse pool serialises their warehouse steps), no lock error, the data complete
+        launched = [launch(port, job, day) for job in ("ohlc_1m_job", "ohlc_15m_job")
+                    for day in ("2026-03-01", "2026-03-02")]
+        runs = wait_runs(home, launched, timeout_s=150)
+        assert {r.dagster_run.status.value for r in runs} == {"SUCCESS"}, [
+            (r.dagster_run.job_name, r.dagster_run.status.value) for r in runs]
+        counts = stored_counts(tmp_env["CRYPTOTRACKER_WAREHOUSE"])
+        assert counts == {("ohlc_1m", d, s): 1440 for d in ("2026-03-01", "2026-03-02") for s in SYMBOLS} | {
+            ("ohlc_15m", d, s): 96 for d in ("2026-03-01", "2026-03-02") for s in SYMBOLS}
         # a second `up` starts nothing new
         assert up(home, bin_dir=Path(sys.executable).parent, port=port,
                   workspace=PROJECT_ROOT / "workspace.yaml", wait_s=30) == pids
