@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import re
+import socket
 
 import pandas as pd
 import pytest
@@ -299,3 +300,22 @@ def test_without_a_token_the_messages_go_to_the_log_in_the_same_text(traded_worl
     assert len(res.delivered) == len(box) and not res.failed
     for r in box.itertuples():
         assert f"[{r.channel}] {html.unescape(r.text)} [msg {r.message_id}]" in caplog.text
+
+
+def test_a_slack_outage_loses_nothing_and_the_next_pass_delivers_once(traded_world, tmp_path, slack, instance):
+    world = traded_world.copy(tmp_path / "w")
+    ids = queue_closes(world)
+    with socket.socket() as s:  # a port nothing listens on: connection refused, as when Slack is unreachable
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/api/"
+    down = SlackNotifier(slack=SlackApiResource(token=TOKEN, base_url=dead, timeout_s=2), channels=CHANNELS)
+    wh = Warehouse(world.warehouse)
+    res = deliver(wh, down.send, pacing=Pacing(min_interval_s=0.0))
+    assert not res.delivered and len(res.failed) == len(ids) and res.pending == len(ids)
+    box = wh.outbox()
+    assert box["delivered_at"].isna().all() and (box["attempts"] == 1).all()
+    assert box["last_error"].str.contains("SlackSendError").all()
+    assert_no_token(box.to_json(), res.summary())
+    deliver_all(world.warehouse, slack, instance)  # Slack is back
+    sent = [MSG_ID.search(p["text"]).group(1) for p in slack.posts]
+    assert sorted(sent) == sorted(ids)
