@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..core.engine_records import TickRecord
-from .base import (WarehouseError, check_ident, insert_frame, query_df, scalar, slice_where, table_columns,
-                   table_exists)
+from .base import WarehouseError, check_ident, insert_frame, query_df, scalar, slice_where, table_exists
 from .outbox import OUTBOX_DDL, OUTBOX_TABLE, queued
 from .tables import append_keyed
 
@@ -91,13 +90,7 @@ class DayState:
 
 
 def create_engine_tables(con) -> None:
-    if table_exists(con, ENGINE_STATE_TABLE) and "id" in table_columns(con, ENGINE_STATE_TABLE):
-        # A warehouse written before the state was kept per day: its one row becomes the row of its cursor's day.
-        con.execute("ALTER TABLE engine_state RENAME TO engine_state_v1")
-        con.execute(ENGINE_STATE_DDL)
-        con.execute("INSERT INTO engine_state SELECT date_trunc('day', cursor), cursor, state_json, watermark, "
-                    "config_version, committed_at, ticks FROM engine_state_v1 WHERE cursor IS NOT NULL")
-        con.execute("DROP TABLE engine_state_v1")
+    """The engine's fixed tables (an older layout of ``engine_state`` is migrated first: :mod:`.migrations`)."""
     con.execute(ENGINE_STATE_DDL)
     con.execute(OPERATOR_EVENTS_DDL)
     con.execute(TICKS_DDL)

@@ -5,23 +5,24 @@ All SQL of the project lives in this package: :mod:`.base` (connections, transac
 and :mod:`.engine` (the engine's state, its one-transaction tick commit, the ledger and operator events) and :mod:`.outbox`
 (the notification outbox) and :mod:`.revisions` (the threshold manager's proposals, decisions and revisions) and :mod:`.shadows`
 (shadow reads and retention) and :mod:`.models` (the
-champion pointer, model metrics, training labels) and :mod:`.notices` (check-alert episodes, the report log).
+champion pointer, model metrics, training labels) and :mod:`.notices` (check-alert episodes, the report log); :mod:`.migrations` keeps the schema version.
 """
 
 from __future__ import annotations
 
-from .bars import OHLC_DDL, BarsMixin, create_bar_tables
+from .bars import OHLC_DDL, BarsMixin
 from .base import (SliceWrite, WarehouseBase, WarehouseError, WarehouseLockedError, check_ident, ohlc_table,
                    slice_where)
 from .engine import (ENGINE_STATE_TABLE, LEDGER_TABLE, LIMITER_TABLE, SCAN_HISTORY_TABLE, SHADOW_EXITS_TABLE,
-                     SHADOW_OUTCOMES_TABLE, SNAPSHOTS_TABLE, TICKS_TABLE, DayState, EngineTablesMixin,
-                     create_engine_tables)
+                     SHADOW_OUTCOMES_TABLE, SNAPSHOTS_TABLE, TICKS_TABLE, DayState, EngineTablesMixin)
 from .outbox import OUTBOX_TABLE, OutboxMixin
-from .models import ModelTablesMixin, create_model_tables
-from .notices import CHECK_ALERTS_TABLE, REPORT_LOG_TABLE, NoticesMixin, create_notice_tables
+from .migrations import LATEST as SCHEMA_VERSION
+from .migrations import SCHEMA_VERSION_TABLE, migrate
+from .models import ModelTablesMixin
+from .notices import CHECK_ALERTS_TABLE, REPORT_LOG_TABLE, NoticesMixin
 from .shadows import ShadowRows, ShadowTablesMixin
-from .revisions import RevisionConflict, RevisionsMixin, create_revision_tables
-from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin, create_config_versions
+from .revisions import RevisionConflict, RevisionsMixin
+from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin
 
 
 class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, RevisionsMixin, ShadowTablesMixin,
@@ -29,17 +30,15 @@ class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, Revision
     """A DuckDB file (or ``:memory:`` for tests that need one process only): see the package modules."""
 
     def _ensure_schema(self, con) -> None:
-        create_bar_tables(con)
-        create_engine_tables(con)
-        create_config_versions(con)
-        create_revision_tables(con)
-        create_model_tables(con)
-        create_notice_tables(con)
+        """Bring the file to the current schema version (:mod:`.migrations`); a newer file is refused."""
+        migrate(con, self.path)
 
 
 __all__ = [
     "CHECK_ALERTS_TABLE",
     "REPORT_LOG_TABLE",
+    "SCHEMA_VERSION",
+    "SCHEMA_VERSION_TABLE",
     "CONFIG_VERSIONS_DDL",
     "CONFIG_VERSIONS_TABLE",
     "ConfigVersion",
