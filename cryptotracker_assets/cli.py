@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from .core.notify.numbers import fmt_price
 from .cli_common import (SINCE, SPAN, CliEnv, CliError, echo_table, invoke, session, span_text, stage,
                          warehouse_option)
 from .models_cli import models_group
@@ -159,7 +160,7 @@ def print_positions(st) -> None:
         shown["unrealised_pct"] = shown["unrealised_pct"].map(fmt_pct)
     for c in ("avg_entry", "mark"):
         if c in shown:
-            shown[c] = shown[c].map(lambda v: f"{v:.6g}")
+            shown[c] = shown[c].map(fmt_price)
     if "entry_time" in shown:
         shown["entry_time"] = pd.to_datetime(shown["entry_time"], utc=True).dt.strftime("%Y-%m-%d %H:%M")
     click.echo(f"open positions ({len(pos)}):")
@@ -471,15 +472,16 @@ def print_analysis(a) -> None:
         click.echo(f"{a.market_symbol}: no bars in the window")
     else:
         dd = m.drawdown
-        click.echo(f"{m.symbol}: {m.start:,.6g} → {m.end:,.6g} ({fmt_pct(m.change)}); high {m.high:,.6g} "
-                   f"({m.high_time:%m-%d %H:%M}), low {m.low:,.6g} ({m.low_time:%m-%d %H:%M})")
+        click.echo(f"{m.symbol}: {fmt_price(m.start)} → {fmt_price(m.end)} ({fmt_pct(m.change)}); "
+                   f"high {fmt_price(m.high)} ({m.high_time:%m-%d %H:%M}), low {fmt_price(m.low)} "
+                   f"({m.low_time:%m-%d %H:%M})")
         if dd.peak_time is None:
             click.echo("  max drawdown: none (the path never fell below a previous high)")
         else:
             back = (f"recovered {fmt_span(dd.recovery)} after the trough ({dd.recovered_at:%m-%d %H:%M})"
                     if dd.recovered_at is not None else "not recovered")
-            click.echo(f"  max drawdown {fmt_pct(dd.depth)} from the {dd.peak_price:,.6g} peak "
-                       f"({dd.peak_time:%m-%d %H:%M}) to {dd.trough_price:,.6g} ({dd.trough_time:%m-%d %H:%M}); "
+            click.echo(f"  max drawdown {fmt_pct(dd.depth)} from the {fmt_price(dd.peak_price)} peak "
+                       f"({dd.peak_time:%m-%d %H:%M}) to {fmt_price(dd.trough_price)} ({dd.trough_time:%m-%d %H:%M}); "
                        f"{back}")
     vol24 = "n/a" if a.vol24h is None else f"{a.vol24h * 100:.2f} %"
     click.echo(f"volatility: {fmt_pct(a.volatility_1h).lstrip('+')} annualised (std of 1h log returns × √(24×365)); "
@@ -489,8 +491,8 @@ def print_analysis(a) -> None:
                f"{b.advancing} advancing, {b.declining} declining, {b.unchanged} unchanged")
     if len(a.changes):
         ch = a.changes
-        echo_table(pd.DataFrame({"symbol": ch["symbol"], "first": ch["first"].map(lambda v: f"{v:.6g}"),
-                                 "last": ch["last"].map(lambda v: f"{v:.6g}"), "change": ch["change"].map(fmt_pct)}))
+        echo_table(pd.DataFrame({"symbol": ch["symbol"], "first": ch["first"].map(fmt_price),
+                                 "last": ch["last"].map(fmt_price), "change": ch["change"].map(fmt_pct)}))
     click.echo("regime timeline:")
     tl = a.timeline
     echo_table(pd.DataFrame({"from": tl["start"], "regime": tl["regime"], "cycle points": tl["cycle_points"],

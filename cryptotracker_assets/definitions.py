@@ -30,6 +30,7 @@ from sensors.new_bars import make_new_bars_sensor
 from sensors.outbox import make_outbox_sensor
 from sensors.retraining import make_retraining_sensors
 
+from . import checks as C
 from .assets.common import ohlc_asset_name
 from .assets.config import effective_config, universe
 from .assets.features import build_feature_assets
@@ -94,6 +95,14 @@ def notifier_for(env: Environment, cfg: Config):
                                    "signals": ch.signals})
 
 
+def alerting_checks(timeframes, freshness) -> set[str]:
+    """The data-health and pipeline checks that alert whatever their severity (SPEC §13.2 "alert"); completeness
+    and aggregates are warnings there: they alert only at ERROR severity, like any check."""
+    warnings_only = {C.OHLC_COMPLETENESS, C.OHLC_AGGREGATES}
+    return {f"{k.asset_key.to_user_string()}:{k.name}" for k in health_check_keys(timeframes, freshness)
+            if k.name not in warnings_only}
+
+
 def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definitions:
     """The definitions for an environment (``os.environ`` for the code location; tests pass their own)."""
     env = environ if isinstance(environ, Environment) else Environment.read(environ)
@@ -138,8 +147,7 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
                                  "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min),
             make_outbox_sensor(),
             make_run_failure_sensor(cfg),
-            make_check_alert_sensor(cfg, {f"{k.asset_key.to_user_string()}:{k.name}"
-                                          for k in health_check_keys(timeframes, freshness)}),
+            make_check_alert_sensor(cfg, alerting_checks(timeframes, freshness)),
             *make_retraining_sensors(shadow_daily_job, training_labels_job, models_training_job),
         ],
         resources={

@@ -68,3 +68,12 @@ def test_late_ticks_collapse_into_one_catch_up_request(instance):
     (req,) = evaluate(s["evening_report_schedule"], evening, instance).run_requests
     assert req.run_config["ops"]["trading_report"]["config"]["catchup"] is True
     assert req.tags["cryptotracker/report"] == "CATCH-UP"
+
+
+def test_sundays_late_evening_and_weekly_send_one_catch_up(instance):
+    tick = pd.Timestamp("2026-12-07 03:00", tz="UTC")  # Sunday 19:00 PST
+    s = schedules(lambda: tick + pd.Timedelta(hours=1))
+    (req,) = evaluate(s["evening_report_schedule"], tick, instance).run_requests
+    assert req.tags["cryptotracker/report"] == "CATCH-UP"
+    weekly = evaluate(s["weekly_report_schedule"], tick, instance)
+    assert not weekly.run_requests and "sent by the EVENING schedule" in weekly.skip_message

@@ -217,11 +217,12 @@ def test_each_trading_report_reaches_reports(traded_world, tmp_path, slack, inst
     for kinds in (["MORNING"], ["MIDDAY"], ["EVENING", "WEEKLY"]):
         cfg = {"ops": {"trading_report": {"config": {"reports": kinds, "scheduled_for": tick.isoformat()}}}}
         assert job.execute_in_process(run_config=cfg, instance=instance).success
-    # a catch-up after a gap, and one on demand
+    # one on demand (now: after every tick), then a catch-up after a gap: it starts at the last scheduled report,
+    # not at the on-demand one
+    assert job.execute_in_process(instance=instance).success
     cfg = {"ops": {"trading_report": {"config": {"scheduled_for": (tick + pd.Timedelta(hours=30)).isoformat(),
                                                  "catchup": True}}}}
     assert job.execute_in_process(run_config=cfg, instance=instance).success
-    assert job.execute_in_process(instance=instance).success
     wh = Warehouse(world.warehouse)
     for r in wh.pending_messages(1000).itertuples():  # the trades were delivered before (another test shows them)
         if r.kind != "trading_report":
@@ -237,7 +238,9 @@ def test_each_trading_report_reaches_reports(traded_world, tmp_path, slack, inst
         assert_block_kit(p)
         assert "Realised" in block_text(p) or "realised" in block_text(p).lower()
     log = wh.read_sql("SELECT report FROM report_log ORDER BY written_at")["report"].tolist()
-    assert log == ["MORNING", "MIDDAY", "EVENING", "WEEKLY", "CATCH-UP", "ON-DEMAND"]
+    assert log == ["MORNING", "MIDDAY", "EVENING", "WEEKLY", "ON-DEMAND", "CATCH-UP"]
+    catchup_row = wh.read_sql("SELECT period_start FROM report_log WHERE report = 'CATCH-UP'")["period_start"]
+    assert catchup_row.iloc[0] == tick  # since the WEEKLY/EVENING of `tick`
     # the same tick again says nothing twice
     cfg = {"ops": {"trading_report": {"config": {"reports": ["MORNING"], "scheduled_for": tick.isoformat()}}}}
     assert job.execute_in_process(run_config=cfg, instance=instance).success

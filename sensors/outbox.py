@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from cryptotracker_assets.services.outbox import Pacing, deliver
+from cryptotracker_assets.services.outbox import SHARED_PACING, Pacing, deliver
 from cryptotracker_assets.storage.warehouse import Warehouse, WarehouseLockedError
 from resources.notifier import Notifier
 from resources.warehouse import WarehouseResource
@@ -22,6 +22,9 @@ def make_outbox_sensor(minimum_interval_seconds: int = 30, lock_wait_s: float = 
     per channel), a 429 holds its channel for Retry-After, and a pass takes no new message after ``budget_s``
     (the rest waits for the next evaluation, in order)."""
 
+    # one pacing per process: a Retry-After from Slack holds its channel across evaluations too
+    pacing = SHARED_PACING if min_interval_s == SHARED_PACING.min_interval_s else Pacing(min_interval_s=min_interval_s)
+
     @dg.sensor(name=OUTBOX_SENSOR, minimum_interval_seconds=minimum_interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Delivers the notification outbox (PANIC, gates, no-data closes, trades, pipeline "
@@ -31,7 +34,7 @@ def make_outbox_sensor(minimum_interval_seconds: int = 30, lock_wait_s: float = 
         wh = Warehouse(warehouse.path, lock_timeout_s=lock_wait_s)
         try:
             result = deliver(wh, notifier.send, limit=batch, marks=warehouse.get(),
-                             pacing=Pacing(min_interval_s=min_interval_s), budget_s=budget_s)
+                             pacing=pacing, budget_s=budget_s)
         except WarehouseLockedError as exc:
             return dg.SkipReason(f"warehouse busy, delivery on the next evaluation ({exc})")
         for mid, error in result.failed.items():

@@ -42,7 +42,7 @@ def build_data_gaps_asset(timeframes: list[Timeframe]) -> dg.AssetsDefinition:
         alerts = unhealed_alerts(gaps, cfg, now)
         if len(alerts):
             queue_data_health(
-                wh, cfg, source="data_gaps", at=now,
+                wh, cfg, source="data_gaps", at=alerts["gap_start"].min(),  # the same open gaps: said once
                 identity={"gaps": sorted(f"{r.symbol}/{r.timeframe}/{r.gap_start:%Y%m%d%H%M}"
                                          for r in alerts.itertuples())},
                 text=f"data_gaps: {len(alerts)} unhealed gap(s) in the last 24 h: "

@@ -86,9 +86,9 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
             )
         if len(data.rejects):
             by_field = data.rejects.groupby(["symbol", "field"]).size().rename("rows").reset_index()
-            queue_data_health(
-                wh, cfg, source=f"{name}:rejects", at=now, partition=data.partition,
-                identity={"run_id": context.run_id, "partition": data.partition},
+            queue_data_health(  # the same broken rows found again by the next run say nothing new
+                wh, cfg, source=f"{name}:rejects", at=start, partition=data.partition,
+                identity={"rows": {f"{r.symbol}/{r.field}": int(r.rows) for r in by_field.itertuples()}},
                 text=f"{name} {data.partition}: {len(data.rejects)} broken row(s) went to ohlc_rejects "
                      f"({', '.join(f'{r.symbol}/{r.field}: {r.rows}' for r in by_field.head(10).itertuples())})",
                 symbols=sorted(data.rejects["symbol"].unique()),
@@ -96,8 +96,8 @@ def build_ohlc_asset(tf: Timeframe, partitions_per_run: int) -> dg.AssetsDefinit
         suspect = data.suspect
         if len(suspect):
             queue_data_health(
-                wh, cfg, source=f"{name}:suspect", at=now, partition=data.partition,
-                identity={"run_id": context.run_id, "partition": data.partition},
+                wh, cfg, source=f"{name}:suspect", at=start, partition=data.partition,
+                identity={"bars": sorted(f"{r.symbol}/{r.timestamp:%Y%m%d%H%M}" for r in suspect.itertuples())},
                 text=f"{name} {data.partition}: {len(suspect)} suspect bar(s) (> {cfg.data.health.extreme_move:g} "
                      f"move) for {', '.join(sorted(suspect['symbol'].unique())[:10])}",
                 symbols=sorted(suspect["symbol"].unique()),

@@ -80,7 +80,7 @@ def report_specs(cfg, config: TradingReportConfig, wh, now: pd.Timestamp) -> lis
     """(report, period start, scheduled time = period end, missed reports) of each report this run writes."""
     tick = pd.Timestamp(config.scheduled_for).tz_convert("UTC") if config.scheduled_for else now
     if config.catchup:
-        last = wh.last_report()
+        last = wh.last_report((*RS.KINDS, RS.CATCH_UP), before=tick)  # on-demand reports are not in the schedule
         start, missed = RS.catchup_period(cfg, tick, last["period_end"] if last else None,
                                           last["scheduled_for"] if last else None)
         return [(RS.CATCH_UP, start, tick, missed)]
@@ -184,6 +184,8 @@ def report_schedule(cfg, slot: RS.Slot, clock) -> dg.ScheduleDefinition:
         d = RS.decide(cfg, tick, clock())
         if d.skip_reason is not None:
             return dg.SkipReason(d.skip_reason)
+        if d.catchup and d.reports[0] != slot.kind:  # Sunday 19:00: the EVENING schedule sends the one catch-up
+            return dg.SkipReason(f"the catch-up of {tick.isoformat()} is sent by the {d.reports[0]} schedule")
         kinds = [slot.kind] if not d.catchup else []
         key = f"report:{'catchup' if d.catchup else slot.kind}:{tick:%Y%m%dT%H%M}"
         return dg.RunRequest(run_key=key, tags={"cryptotracker/report": "CATCH-UP" if d.catchup else slot.kind,

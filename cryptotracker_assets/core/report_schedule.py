@@ -4,7 +4,8 @@ on one weekday, at wall-clock times of ``notifications.timezone`` (America/Los_A
 
 Catch-up: a tick evaluated more than ``notifications.catchup_quiet_min`` after its time (the daemon was down) is
 late. Of a run of late ticks only the newest says anything — one CATCH-UP report covering everything since the last
-report sent, naming the reports it replaces; the older late ticks are skipped.
+scheduled report sent, naming the reports it replaces; the older late ticks are skipped. A tick after them that is
+on time reports normally. Two slots at one instant (Sunday's EVENING and WEEKLY) send one catch-up: the first.
 """
 
 from __future__ import annotations
@@ -93,10 +94,10 @@ def decide(cfg: Config, tick: pd.Timestamp, now: pd.Timestamp) -> Decision:
     kinds = tuple(s.kind for s in due(cfg, tick))
     if not kinds:
         return Decision(tick, (), False, f"no report is scheduled at {tick.isoformat()}")
-    late = now - tick > pd.Timedelta(minutes=cfg.notifications.catchup_quiet_min)
-    if not late:
+    quiet = pd.Timedelta(minutes=cfg.notifications.catchup_quiet_min)
+    if now - tick <= quiet:
         return Decision(tick, kinds, False)
-    newer = scheduled_between(cfg, tick, now)
+    newer = [(t, s) for t, s in scheduled_between(cfg, tick, now) if now - t > quiet]  # also late: also missed
     if newer:
         t, s = newer[0]
         return Decision(tick, kinds, True, f"late by {now - tick}; collapsed into the catch-up report of the newest "
@@ -113,7 +114,7 @@ def catchup_period(cfg: Config, tick: pd.Timestamp, last_period_end: pd.Timestam
     since = pd.Timestamp(last_scheduled).tz_convert("UTC") if last_scheduled is not None else tick - horizon
     missed = scheduled_between(cfg, since, tick)
     names = [f"{s.kind} {t.tz_convert(tz):%Y-%m-%d %H:%M %Z}" for t, s in missed]
-    if last_period_end is not None:
+    if last_period_end is not None and pd.Timestamp(last_period_end).tz_convert("UTC") < tick:
         start = pd.Timestamp(last_period_end).tz_convert("UTC")
     else:
         start = tick - max((s.lookback for _, s in missed), default=horizon)

@@ -19,7 +19,7 @@ from ..core.config import Config
 from ..core.notices import notice_rows
 from ..core.notify import render
 from ..storage.warehouse import Warehouse
-from .outbox import Delivery, Send, deliver
+from .outbox import SHARED_PACING, Delivery, Send, deliver
 
 ERROR_LINES = 12  # the lines of an error chain a failure message quotes
 
@@ -82,7 +82,7 @@ def say(wh: Warehouse, rows: pd.DataFrame, send: Send, now: pd.Timestamp, *, rec
                                message_id=r.message_id):
                 send(r.channel_key, part, r.channel)
         return Said([], None, len(rows))
-    return Said(ids, deliver(wh, send, only=set(ids), budget_s=20.0) if ids else None)
+    return Said(ids, deliver(wh, send, only=set(ids), budget_s=20.0, pacing=SHARED_PACING) if ids else None)
 
 
 def alert_run_failure(wh: Warehouse, cfg: Config, send: Send, note: Mapping[str, Any]) -> Said:
@@ -102,14 +102,19 @@ def alert_checks(wh: Warehouse, cfg: Config, send: Send, evaluations: list[Check
     rows = notice_rows(tr.notes, cfg, "alerts")
     opened, resolved = tr.frames()
     now = pd.Timestamp.now(tz="UTC")
-    return say(wh, rows, send, now, record=lambda w: w.record_check_alerts(opened, resolved, rows, now))
+    # No direct fallback here: if the episodes cannot be recorded this raises, the sensor's cursor stays and the
+    # next evaluation tries the same evaluations again (a direct send would be repeated and "resolved" lost).
+    wh.record_check_alerts(opened, resolved, rows, now)
+    ids = [str(i) for i in rows["message_id"]]
+    return Said(ids, deliver(wh, send, only=set(ids), budget_s=20.0, pacing=SHARED_PACING) if ids else None)
 
 
 def queue_data_health(wh: Warehouse, cfg: Config, *, source: str, at: pd.Timestamp, text: str,
                       identity: Mapping[str, Any], symbols: list[str] | None = None,
                       counts: Mapping[str, int] | None = None, partition: str | None = None) -> str:
-    """Queue a data-health notice (#system-alerts: failing checks with symbols and counts) in the outbox; the same
-    identity is queued once. Returns its message id."""
+    """Queue a data-health notice (#system-alerts: failing checks with symbols and counts) in the outbox: its id
+    derives from ``source``, ``at`` (the time the finding is about, not the time it was found) and ``identity``, so
+    the same finding is queued once. Returns its message id."""
     note = {"kind": "data_health", "cycle_point": pd.Timestamp(at).tz_convert("UTC"),
             "identity": {"source": source, **identity}, "source": source, "partition": partition, "text": text,
             "symbols": list(symbols or [])[:50], "counts": dict(counts or {})}

@@ -41,7 +41,7 @@ class Pacing:
     """Per-channel spacing of posts and Retry-After holds (seconds on ``clock``)."""
 
     min_interval_s: float = 1.1
-    max_retry_after_s: float = 60.0
+    max_retry_after_s: float = 900.0  # a Retry-After beyond 15 min is taken as 15 min
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     free_at: dict[str, float] = field(default_factory=dict)
@@ -61,6 +61,11 @@ class Pacing:
 
     def hold(self, channel: str, retry_after_s: float) -> None:
         self.free_at[channel] = self.clock() + min(max(retry_after_s, self.min_interval_s), self.max_retry_after_s)
+
+
+# The holds of the process the sensors run in (the daemon's code server): a Retry-After outlives the pass that met
+# it, for the delivery sensor and the alert sensors alike.
+SHARED_PACING = Pacing()
 
 
 @dataclass

@@ -76,12 +76,16 @@ class NoticesMixin:
                 return 0
             return append_keyed(con, OUTBOX_TABLE, queued(messages, now), ("message_id",), compare=False)
 
-    def last_report(self, reports: tuple[str, ...] | None = None) -> dict | None:
-        """The newest logged report (of these kinds), or None."""
-        where, params = "", []
+    def last_report(self, reports: tuple[str, ...] | None = None, before: pd.Timestamp | None = None) -> dict | None:
+        """The newest logged report (of these kinds; scheduled before ``before``), or None."""
+        conds, params = ["TRUE"], []
         if reports:
-            where = f"WHERE report IN ({', '.join('?' for _ in reports)})"
-            params = list(reports)
+            conds.append(f"report IN ({', '.join('?' for _ in reports)})")
+            params += list(reports)
+        if before is not None:
+            conds.append("scheduled_for < ?")
+            params.append(pd.Timestamp(before).to_pydatetime())
+        where = "WHERE " + " AND ".join(conds)
         with self.connect(read_only=True) as con:
             df = query_df(con, f"SELECT * FROM report_log {where} ORDER BY scheduled_for DESC, written_at DESC "
                                f"LIMIT 1", params)

@@ -64,3 +64,18 @@ def test_a_tick_on_time_reports_and_late_ticks_collapse_into_one_catch_up():
 def test_a_tick_with_no_slot_is_skipped():
     d = RS.decide(CFG, utc("2026-12-07 16:00"), utc("2026-12-07 16:00"))
     assert d.reports == () and "no report is scheduled" in d.skip_reason
+
+
+def test_a_late_tick_followed_by_an_on_time_one_still_says_what_it_missed():
+    # the daemon was down 06:50-12:10 PST: MORNING is late, MIDDAY (12:00, evaluated at 12:10) is on time
+    now = utc("2026-12-07 20:10")
+    morning = RS.decide(CFG, utc("2026-12-07 15:00"), now)
+    assert morning.skip_reason is None and morning.catchup  # not collapsed into the on-time MIDDAY
+    midday = RS.decide(CFG, utc("2026-12-07 20:00"), now)
+    assert midday == RS.Decision(utc("2026-12-07 20:00"), ("MIDDAY",), False)
+
+
+def test_a_catch_up_never_starts_at_or_after_its_tick():
+    tick = utc("2026-12-08 03:00")
+    start, _ = RS.catchup_period(CFG, tick, last_period_end=tick, last_scheduled=utc("2026-12-07 20:00"))
+    assert start == tick - pd.Timedelta(hours=24)  # the longest lookback of the missed EVENING
