@@ -617,6 +617,36 @@ def report_command(open_browser: bool, symbol: str | None, out: str | None, ware
     return 0
 
 
+@cli.group("warehouse")
+def warehouse_group() -> None:
+    """Warehouse commands."""
+
+
+@warehouse_group.command("migrate")
+@click.option("--to", "to", required=True, help="the destination: postgresql://USER@HOST:PORT/DB (password in "
+                                               "PGPASSWORD, never in the URL)")
+@warehouse_option
+def migrate_command(to: str, warehouse: str | None) -> int:
+    """Copy the warehouse (default: the one in use) into PostgreSQL, verifying every table's rows and checksum."""
+    from .services.warehouse_copy import copy_warehouse
+    from .storage.warehouse import Warehouse, WarehouseError
+
+    s = session(warehouse)
+    try:
+        report = copy_warehouse(Warehouse(s.warehouse_path, create=False), Warehouse(to), progress=stage)
+    except WarehouseError as exc:
+        raise CliError(f"warehouse migrate refused: {exc}") from None
+    echo_table(pd.DataFrame([{"table": t.table, "rows": t.rows, "copied": t.copied_rows,
+                              "checksum": t.checksum[:12], "verified": "yes" if t.ok else "NO"}
+                             for t in report.tables]), empty="(no table)")
+    if not report.ok:
+        raise CliError(f"warehouse migrate: {sum(not t.ok for t in report.tables)} table(s) differ after the copy")
+    click.echo(f"copied {report.rows:,} rows in {len(report.tables)} tables from {report.source} to "
+               f"{report.destination}; every table verified (rows and checksum). Use it with "
+               f"CRYPTOTRACKER_WAREHOUSE={report.destination}")
+    return 0
+
+
 for command in (simulate_command, replay_command, *REVISION_COMMANDS, shadows_command, models_group):
     cli.add_command(command)
 

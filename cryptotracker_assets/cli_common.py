@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from .environment import Environment
+from .environment import Environment, is_url
 
 FALLBACK_WIDTH = 120  # columns of a terminal that does not tell its size
 MIN_TEXT_WIDTH = 6  # a text column is never truncated below this (or its natural width)
@@ -94,7 +94,7 @@ def session(warehouse: str | None = None, *, err: bool = False) -> Session:
     cli_env = click.get_current_context().find_object(CliEnv)
     if cli_env is None:
         raise CliError("no environment: run this command through the `cryptotracker` group")
-    path = str(Path(warehouse).resolve()) if warehouse else cli_env.env.warehouse
+    path = (warehouse if is_url(warehouse) else str(Path(warehouse).resolve())) if warehouse else cli_env.env.warehouse
     s = Session(cli_env, path, "--warehouse" if warehouse else cli_env.warehouse_from)
     click.echo(s.header(), err=err)
     return s

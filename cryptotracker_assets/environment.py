@@ -6,7 +6,8 @@ All optional — with none set everything runs on the synthetic source, a DuckDB
   ``POLYGON_API_KEY`` is set, else synthetic); ``CRYPTOTRACKER_FILES_DIR`` for ``files``;
   ``CRYPTOTRACKER_POLYGON_BASE_URL`` to point the Polygon client elsewhere (tests).
 - ``SLACK_BOT_TOKEN``: notifications go to Slack instead of the log (the token itself is read by ``EnvVar``).
-- ``CRYPTOTRACKER_WAREHOUSE``: the DuckDB file; else ``$DAGSTER_HOME/warehouse.duckdb``; else
+- ``CRYPTOTRACKER_WAREHOUSE``: the DuckDB file, or ``postgresql://USER@HOST:PORT/DB`` (the password from
+  ``PGPASSWORD``, never in the URL); else ``$DAGSTER_HOME/warehouse.duckdb``; else
   ``./.dagster_home/warehouse.duckdb`` (where ``make run`` writes).
 - ``DAGSTER_HOME``: the Dagster instance folder (default ``./.dagster_home``).
 - ``CRYPTOTRACKER_MODELS``: the model store folder (default: the project's ``models/``; tests use a temp folder).
@@ -16,12 +17,21 @@ Secrets are never stored here: only whether they are set.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 SOURCES = ("synthetic", "polygon", "files")
 DEFAULT_HOME = ".dagster_home"
+
+
+POSTGRES_URL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+
+
+def is_url(location: str | None) -> bool:
+    """Whether a warehouse location is a PostgreSQL URL (else a DuckDB file path)."""
+    return bool(location) and bool(POSTGRES_URL.match(str(location)))
 
 
 class EnvironmentError_(ValueError):
@@ -58,7 +68,7 @@ class Environment:
             raise EnvironmentError_("CRYPTOTRACKER_MARKET_SOURCE=files needs CRYPTOTRACKER_FILES_DIR")
         return cls(
             dagster_home=home,
-            warehouse=str((here / warehouse).resolve()),
+            warehouse=warehouse if is_url(warehouse) else str((here / warehouse).resolve()),
             config_path=env.get("CRYPTOTRACKER_CONFIG") or None,
             market_source=source,
             files_dir=str((here / files_dir).resolve()) if files_dir else None,

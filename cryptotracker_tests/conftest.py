@@ -80,3 +80,46 @@ def five_minute_base() -> dict:
                        "gaps": {"interval_multiple": {"5m": 5}, "lookback_d": {"5m": 7}, "alert_min": {"5m": 10}}},
         },
     }
+
+
+# --- the PostgreSQL server of the test environment (127.0.0.1:5432, trust auth, database `test`) ----------------
+
+PG_SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+
+
+def pg_admin():
+    """A connection to the server's `test` database; outside CI a missing server skips, in CI it fails."""
+    import psycopg2
+
+    try:
+        con = psycopg2.connect(**PG_SERVER, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        msg = f"PostgreSQL at 127.0.0.1:5432 is not reachable (trust auth, database test): {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    con.autocommit = True
+    return con
+
+
+@pytest.fixture()
+def pg_url():
+    """A fresh PostgreSQL database as a warehouse URL, dropped afterwards."""
+    import uuid
+
+    admin = pg_admin()
+    name = f"ct_{uuid.uuid4().hex[:12]}"
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse_location(request, tmp_path):
+    """The warehouse suite runs on both backends: a DuckDB file, and a fresh PostgreSQL database."""
+    if request.param == "duckdb":
+        return str(tmp_path / "w.duckdb")
+    return request.getfixturevalue("pg_url")

@@ -13,18 +13,18 @@ import pandas as pd
 
 from ..core.config import Timeframe
 from ..core.ohlc import NUMERIC_COLUMNS, STORED_COLUMNS, empty_bars
-from .base import (SliceWrite, WarehouseError, insert_frame, ohlc_table, query_df, scalar, slice_where, table_exists,
-                   to_utc_ns)
+from .base import (IN_SYMBOLS, SliceWrite, WarehouseError, column_list, insert_frame, ohlc_table, query_df, scalar,
+                   slice_where, table_exists, to_utc_ns)
 
 OHLC_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
     symbol      VARCHAR     NOT NULL,
     timestamp   TIMESTAMPTZ NOT NULL,
-    open        DOUBLE      NOT NULL,
-    high        DOUBLE      NOT NULL,
-    low         DOUBLE      NOT NULL,
-    close       DOUBLE      NOT NULL,
-    volume      DOUBLE      NOT NULL,
+    open        DOUBLE PRECISION      NOT NULL,
+    high        DOUBLE PRECISION      NOT NULL,
+    low         DOUBLE PRECISION      NOT NULL,
+    close       DOUBLE PRECISION      NOT NULL,
+    volume      DOUBLE PRECISION      NOT NULL,
     suspect     BOOLEAN     NOT NULL,
     ingested_at TIMESTAMPTZ NOT NULL
 )
@@ -75,7 +75,7 @@ def _replace_rejects(con, timeframe: Timeframe, partition: str, symbols, rejects
     where = "timeframe = ? AND partition = ?"
     params: list = [timeframe.value, partition]
     if symbols is not None:
-        where += " AND list_contains(?, symbol)"
+        where += f" AND {IN_SYMBOLS}"
         params.append(list(symbols))
     con.execute(f"DELETE FROM ohlc_rejects WHERE {where}", params)
     if len(rejects):
@@ -125,9 +125,11 @@ class BarsMixin:
                 source = "_incoming"
                 if existing:
                     eq = " AND ".join(f"o.{c} = n.{c}" for c in NUMERIC_COLUMNS)
+                    kept = column_list([c for c in STORED_COLUMNS if c != "ingested_at"], "n.")
+                    con.execute("DROP TABLE IF EXISTS _incoming_kept")
                     con.execute(
-                        f"CREATE OR REPLACE TEMP TABLE _incoming_kept AS "
-                        f"SELECT n.* EXCLUDE (ingested_at), coalesce(o.ingested_at, n.ingested_at) AS ingested_at "
+                        f"CREATE TEMP TABLE _incoming_kept AS "
+                        f"SELECT {kept}, coalesce(o.ingested_at, n.ingested_at) AS ingested_at "
                         f"FROM _incoming n LEFT JOIN (SELECT * FROM {table} WHERE {where}) o "
                         f"ON o.symbol = n.symbol AND o.timestamp = n.timestamp AND {eq}",
                         params,
@@ -142,7 +144,8 @@ class BarsMixin:
                     con.execute(f"DELETE FROM {table} WHERE {where}", params)
                 if _fail_after_delete:  # test hook: a crash between delete and insert
                     raise WarehouseError(f"{table}: injected failure after delete")
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {source}")
+                cols = column_list(STORED_COLUMNS)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {source}")
                 if rejects is not None and partition is not None:
                     _replace_rejects(con, Timeframe(timeframe), partition, symbols, rejects, run_id)
             finally:
@@ -169,8 +172,9 @@ class BarsMixin:
         with self.transaction() as con:
             con.register("_incoming", df)
             try:
+                con.execute("DROP TABLE IF EXISTS _changed")
                 con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE _changed AS SELECT n.* FROM _incoming n "
+                    f"CREATE TEMP TABLE _changed AS SELECT n.* FROM _incoming n "
                     f"WHERE NOT EXISTS (SELECT 1 FROM {table} o WHERE o.symbol = n.symbol "
                     f"AND o.timestamp = n.timestamp AND {eq})"
                 )
@@ -178,7 +182,8 @@ class BarsMixin:
                 con.execute(
                     f"DELETE FROM {table} o USING _changed c WHERE o.symbol = c.symbol AND o.timestamp = c.timestamp"
                 )
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _changed")
+                cols = column_list(STORED_COLUMNS)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _changed")
             finally:
                 con.unregister("_incoming")
         return int(changed)
@@ -272,8 +277,8 @@ class BarsMixin:
         table = ohlc_table(timeframe)
         with self.connect(read_only=True) as con:
             rows = con.execute(
-                f"SELECT symbol, arg_max(close, timestamp) FROM {table} "
-                f"WHERE timestamp < ? AND list_contains(?, symbol) GROUP BY symbol",
+                f"SELECT DISTINCT ON (symbol) symbol, close FROM {table} "
+                f"WHERE timestamp < ? AND {IN_SYMBOLS} ORDER BY symbol, timestamp DESC",
                 [pd.Timestamp(before).to_pydatetime(), list(symbols)],
             ).fetchall()
         return {s: float(c) for s, c in rows}
@@ -287,8 +292,8 @@ class BarsMixin:
         table = ohlc_table(timeframe)
         with self.connect(read_only=True) as con:
             rows = con.execute(
-                f"SELECT symbol, arg_max(close, timestamp), max(timestamp) FROM {table} "
-                f"WHERE list_contains(?, symbol) GROUP BY symbol", [list(symbols)]).fetchall()
+                f"SELECT DISTINCT ON (symbol) symbol, close, timestamp FROM {table} "
+                f"WHERE {IN_SYMBOLS} ORDER BY symbol, timestamp DESC", [list(symbols)]).fetchall()
         return {s: (float(c), pd.Timestamp(t).tz_convert("UTC")) for s, c, t in rows}
 
     def latest_bar_times(self, timeframe: Timeframe | str,
@@ -298,7 +303,7 @@ class BarsMixin:
             sql = f"SELECT symbol, max(timestamp) FROM {table}"
             params: list = []
             if symbols is not None:
-                sql += " WHERE list_contains(?, symbol)"
+                sql += f" WHERE {IN_SYMBOLS}"
                 params.append(list(symbols))
             rows = con.execute(sql + " GROUP BY symbol", params).fetchall()
         return {s: pd.Timestamp(t).tz_convert("UTC") for s, t in rows}
@@ -307,7 +312,7 @@ class BarsMixin:
         table = ohlc_table(timeframe)
         with self.connect(read_only=True) as con:
             return int(scalar(
-                con, f"SELECT count(*) FROM (SELECT symbol, timestamp FROM {table} GROUP BY 1, 2 HAVING count(*) > 1)"))
+                con, f"SELECT count(*) FROM (SELECT symbol, timestamp FROM {table} GROUP BY 1, 2 HAVING count(*) > 1) AS dup"))
 
     def read_rejects(self, timeframe: Timeframe | str | None = None, partition: str | None = None) -> pd.DataFrame:
         where, params = ["TRUE"], []

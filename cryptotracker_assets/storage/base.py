@@ -19,8 +19,11 @@ import duckdb
 import pandas as pd
 
 from ..core.config import Timeframe
+from ..environment import is_url
 
 IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+# "symbol is one of the list parameter", in SQL both DuckDB and PostgreSQL run (the list as a typed array)
+IN_SYMBOLS = "symbol IN (SELECT unnest(CAST(? AS VARCHAR[])))"
 UTC_NS = "datetime64[ns, UTC]"
 
 
@@ -55,7 +58,7 @@ def slice_where(
         where.append(f"{check_ident(time_column)} < ?")
         params.append(pd.Timestamp(end).to_pydatetime())
     if symbols is not None:
-        where.append("list_contains(?, symbol)")
+        where.append(IN_SYMBOLS)
         params.append(list(symbols))
     return " AND ".join(where), params
 
@@ -101,13 +104,47 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = N
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]))
+    return bool(scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ? "
+                            "AND table_schema = current_schema()", [table]))
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-        [table]).fetchall()]
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = current_schema() "
+        "ORDER BY ordinal_position", [table]).fetchall()]
+
+
+def sql_type(dtype) -> str:
+    """The SQL type (DuckDB and PostgreSQL alike) of a pandas column dtype."""
+    kind = str(dtype)
+    if kind.startswith("datetime64") and "UTC" in kind:
+        return "TIMESTAMPTZ"
+    if kind.startswith("datetime64"):
+        return "TIMESTAMP"
+    return {"float64": "DOUBLE PRECISION", "float32": "REAL", "int64": "BIGINT", "Int64": "BIGINT",
+            "int32": "INTEGER", "Int32": "INTEGER", "int16": "SMALLINT", "int8": "SMALLINT", "bool": "BOOLEAN",
+            "boolean": "BOOLEAN"}.get(kind, "VARCHAR")
+
+
+def column_list(columns, prefix: str = "") -> str:
+    """``"a", "b"`` (quoted: a column may be a keyword, e.g. ``trailing``), each after ``prefix`` (``i.``)."""
+    return ", ".join(f'{prefix}"{check_ident(c)}"' for c in columns)
+
+
+def begin_write(con) -> None:
+    """Start a write transaction (PostgreSQL: holding the warehouse's writer lock, :mod:`.pg`)."""
+    if hasattr(con, "begin_write"):
+        con.begin_write()
+    else:
+        con.execute("BEGIN TRANSACTION")
+
+
+def begin_read(con) -> None:
+    """Start a read transaction that sees one committed state (PostgreSQL: REPEATABLE READ, :mod:`.pg`)."""
+    if hasattr(con, "begin_read"):
+        con.begin_read()
+    else:
+        con.execute("BEGIN TRANSACTION")
 
 
 def insert_frame(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, create: bool = True) -> None:
@@ -117,7 +154,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, c
     try:
         if create and not table_exists(con, table):
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM _frame LIMIT 0")
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+        cols = column_list(df.columns)
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _frame")
     finally:
         con.unregister("_frame")
 
@@ -155,12 +193,24 @@ class WarehouseBase:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def is_postgres(self) -> bool:
+        return is_url(self.path)
+
     def exists(self) -> bool:
+        if self.is_postgres:
+            try:
+                with self.connect(read_only=True):
+                    return True
+            except WarehouseError:
+                return False
         return self.path == ":memory:" or Path(self.path).exists()
 
     # --- connections -------------------------------------------------------------------------------------------
 
     def _open(self) -> duckdb.DuckDBPyConnection:
+        if self.is_postgres:
+            return self._open_postgres()
         if self.path != ":memory:":
             if not self.create and not Path(self.path).exists():
                 raise WarehouseError(f"no warehouse at {self.path} (run `make run` or set CRYPTOTRACKER_WAREHOUSE)")
@@ -193,6 +243,22 @@ class WarehouseBase:
             self._schema_ready = True
         return con
 
+    def _open_postgres(self):
+        from .pg import PgConnection
+
+        con = PgConnection(self.path, self.lock_timeout_s)
+        try:
+            if not self.create and not table_exists(con, "schema_version"):
+                raise WarehouseError(f"no warehouse at {self.path} (run `make run` with CRYPTOTRACKER_WAREHOUSE set "
+                                     f"to it, or `cryptotracker warehouse migrate --to` it)")
+            if not self._schema_ready:
+                self._ensure_schema(con)
+                self._schema_ready = True
+        except BaseException:
+            con.close()
+            raise
+        return con
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection with UTC session time (``read_only`` documents intent: readers never write)."""
@@ -213,7 +279,7 @@ class WarehouseBase:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction: committed when the block ends, rolled back on any exception."""
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
+            begin_write(con)
             try:
                 yield con
             except BaseException:
@@ -225,7 +291,7 @@ class WarehouseBase:
     def snapshot(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One read transaction: every read in the block sees the same committed state."""
         with self.connect(read_only=True) as con:
-            con.execute("BEGIN TRANSACTION")
+            begin_read(con)
             try:
                 yield con
             finally:

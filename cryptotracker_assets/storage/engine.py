@@ -200,7 +200,7 @@ class EngineTablesMixin:
         """The tick records, oldest first (the newest ``last`` if given)."""
         sql = "SELECT * FROM engine_ticks ORDER BY tick_id"
         if last is not None:
-            sql = f"SELECT * FROM (SELECT * FROM engine_ticks ORDER BY tick_id DESC LIMIT {int(last)}) ORDER BY tick_id"
+            sql = f"SELECT * FROM (SELECT * FROM engine_ticks ORDER BY tick_id DESC LIMIT {int(last)}) AS t ORDER BY tick_id"
         return self.query(sql, con=con)
 
     def limiter_state(self, *, con=None) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .bars import create_bar_tables
-from .base import WarehouseError, scalar, table_columns, table_exists
+from .base import WarehouseError, begin_write, scalar, table_columns, table_exists
 from .engine import ENGINE_STATE_DDL, ENGINE_STATE_TABLE, create_engine_tables
 from .models import create_model_tables
 from .notices import create_notice_tables
@@ -73,24 +73,25 @@ def current_version(con) -> int:
 
 
 def migrate(con, path: str, now: pd.Timestamp | None = None) -> list[int]:
-    """Apply the migrations ``con``'s warehouse lacks (each in its own transaction with its ``schema_version``
-    row); returns the versions applied. Raises naming both versions when the warehouse is newer than this code."""
-    have = current_version(con)
-    if have > LATEST:
-        raise WarehouseError(f"warehouse {path} has schema version {have}, newer than this cryptotracker's {LATEST}: "
-                             f"upgrade cryptotracker (pip install -e .) before opening it")
-    applied = []
-    for m in MIGRATIONS:
-        if m.version <= have:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+    """Apply the migrations ``con``'s warehouse lacks, in one write transaction with their ``schema_version`` rows
+    (two processes opening a new warehouse at once: one migrates, the other then finds it done); returns the
+    versions applied. Raises naming both versions when the warehouse is newer than this code."""
+    begin_write(con)
+    try:
+        have = current_version(con)
+        if have > LATEST:
+            raise WarehouseError(f"warehouse {path} has schema version {have}, newer than this cryptotracker's "
+                                 f"{LATEST}: upgrade cryptotracker (pip install -e .) before opening it")
+        applied = []
+        for m in MIGRATIONS:
+            if m.version <= have:
+                continue
             m.apply(con)
             con.execute("INSERT INTO schema_version VALUES (?, ?, ?)",
                         [m.version, m.name, (now or pd.Timestamp.now(tz="UTC")).to_pydatetime()])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        applied.append(m.version)
+            applied.append(m.version)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
     return applied

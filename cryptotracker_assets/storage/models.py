@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS model_registry (
     model_version       VARCHAR,
     feature_set_version VARCHAR,
     content_hash        VARCHAR,
-    composite           DOUBLE,
+    composite           DOUBLE PRECISION,
     kind                VARCHAR     NOT NULL,
     who                 VARCHAR     NOT NULL,
     why                 VARCHAR     NOT NULL,

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 
 from ..core.config import Timeframe
-from .base import check_ident, ohlc_table, query_df, scalar, table_exists
+from .base import IN_SYMBOLS, check_ident, ohlc_table, query_df, scalar, table_exists
 from .engine import ENGINE_STATE_TABLE
 
 
@@ -23,8 +23,8 @@ def closes_before(con: duckdb.DuckDBPyConnection, timeframe: Timeframe | str, be
     table = ohlc_table(timeframe)
     if not symbols or not table_exists(con, table):
         return {}
-    rows = con.execute(f"SELECT symbol, arg_max(close, timestamp) FROM {table} "
-                       f"WHERE timestamp < ? AND list_contains(?, symbol) GROUP BY symbol",
+    rows = con.execute(f"SELECT DISTINCT ON (symbol) symbol, close FROM {table} "
+                       f"WHERE timestamp < ? AND {IN_SYMBOLS} ORDER BY symbol, timestamp DESC",
                        [pd.Timestamp(before).to_pydatetime(), list(symbols)]).fetchall()
     return {s: float(c) for s, c in rows}
 

@@ -11,8 +11,8 @@ import duckdb
 import pandas as pd
 
 from ..core.config import Timeframe
-from .base import (WarehouseError, check_ident, insert_frame, ohlc_table, query_df, scalar, slice_where,
-                   table_columns, table_exists, to_utc_ns, SliceWrite)
+from .base import (SliceWrite, WarehouseError, check_ident, column_list, insert_frame, ohlc_table, query_df, scalar,
+                   slice_where, sql_type, table_columns, table_exists, to_utc_ns)
 
 CONFIG_VERSIONS_TABLE = "config_versions"
 # SPEC §0.3: one integer sequence, +1 per distinct effective config; each row keeps its content hash (the SHA-256
@@ -66,13 +66,8 @@ def _same_columns(con, table: str, df: pd.DataFrame) -> None:
         raise WarehouseError(f"{table}: the rows to store lack the stored column(s) {missing}")
     new = [c for c in df.columns if c not in cols]
     if new:
-        con.register("_shape", df.iloc[0:0][new])
-        try:
-            types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM _shape)").fetchall())
-        finally:
-            con.unregister("_shape")
         for c in new:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {check_ident(c)} {types[c]}")
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{check_ident(c)}" {sql_type(df[c].dtype)}')
 
 
 def record_config_version(con, content_hash: str, origin: str, values: dict, now: pd.Timestamp) -> ConfigVersion:
@@ -99,7 +94,8 @@ class TablesMixin:
         with self.transaction() as con:
             con.register("_incoming", df)
             try:
-                con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _incoming")
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
             finally:
                 con.unregister("_incoming")
         return len(df)
@@ -137,7 +133,8 @@ class TablesMixin:
                 _same_columns(con, table, df)
                 deleted = scalar(con, f"SELECT count(*) FROM {table} WHERE {where}", params)
                 con.execute(f"DELETE FROM {table} WHERE {where}", params)
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+                cols = column_list(df.columns)
+                con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
             finally:
                 con.unregister("_incoming")
         return SliceWrite(table=table, deleted=int(deleted), inserted=len(df), unchanged=0)
@@ -312,7 +309,8 @@ def append_keyed(con, table: str, df: pd.DataFrame, key: Sequence[str], *, prune
                     f"(an engine-state reset or a second writer?); refusing to store a second version")
         if len(stored_keys) == len(frame):
             return 0
-        con.execute(f"INSERT INTO {table} BY NAME SELECT i.* FROM _incoming i "
+        con.execute(f"INSERT INTO {table} ({column_list(frame.columns)}) "
+                    f"SELECT {column_list(frame.columns, 'i.')} FROM _incoming i "
                     f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {on} AND {where})", params)
     finally:
         con.unregister("_incoming")

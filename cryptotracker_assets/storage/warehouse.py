@@ -23,11 +23,13 @@ from .notices import CHECK_ALERTS_TABLE, REPORT_LOG_TABLE, NoticesMixin
 from .shadows import ShadowRows, ShadowTablesMixin
 from .revisions import RevisionConflict, RevisionsMixin
 from .tables import CONFIG_VERSIONS_DDL, CONFIG_VERSIONS_TABLE, ConfigVersion, TablesMixin
+from .transfer import TransferMixin
 
 
 class Warehouse(BarsMixin, TablesMixin, EngineTablesMixin, OutboxMixin, RevisionsMixin, ShadowTablesMixin,
-                ModelTablesMixin, NoticesMixin, WarehouseBase):
-    """A DuckDB file (or ``:memory:`` for tests that need one process only): see the package modules."""
+                ModelTablesMixin, NoticesMixin, TransferMixin, WarehouseBase):
+    """A DuckDB file (or ``:memory:`` for tests that need one process only), or a PostgreSQL database
+    (``postgresql://USER@HOST:PORT/DB``, :mod:`.pg`): see the package modules."""
 
     def _ensure_schema(self, con) -> None:
         """Bring the file to the current schema version (:mod:`.migrations`); a newer file is refused."""

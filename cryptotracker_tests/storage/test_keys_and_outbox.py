@@ -19,8 +19,8 @@ TABLES = ("paper_trades", "scan_history", "portfolio_snapshots", "engine_state",
 
 
 @pytest.fixture()
-def wh(tmp_path):
-    return Warehouse(tmp_path / "w.duckdb")
+def wh(warehouse_location):
+    return Warehouse(warehouse_location)  # DuckDB and PostgreSQL alike
 
 
 def times(*ts) -> pd.Series:

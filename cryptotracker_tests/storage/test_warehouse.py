@@ -26,8 +26,8 @@ def day_bars(day: pd.Timestamp, symbols=("BTC", "ETH"), n=5, price=100.0, ingest
 
 
 @pytest.fixture()
-def wh(tmp_path):
-    return Warehouse(tmp_path / "w.duckdb")
+def wh(warehouse_location):
+    return Warehouse(warehouse_location)  # DuckDB and PostgreSQL alike
 
 
 def test_replace_is_exactly_the_slice(wh):
