@@ -103,3 +103,36 @@ def test_two_ticks_started_at_once_on_postgres_commit_exactly_once(base_world, t
     duck = Warehouse(world.warehouse)
     run_tick(duck, engine_config(world.warehouse, world.config), until=UNTIL)
     assert len(pg.whole_table("paper_trades")) == len(duck.whole_table("paper_trades")) > 0
+
+
+CHILD = """
+import sys, pandas as pd
+from cryptotracker_assets.core.config import load_config
+from cryptotracker_assets.services.config_versions import versioned
+from cryptotracker_assets.services.engine_runner import run_tick
+from cryptotracker_assets.storage.warehouse import Warehouse
+cfg = versioned(Warehouse(sys.argv[1]), load_config(sys.argv[2]), sys.argv[2])
+run_tick(Warehouse(sys.argv[1]), cfg, until=pd.Timestamp(sys.argv[3]), _crash_in_commit=True)
+"""
+
+
+def test_sigkill_inside_the_commit_on_postgres_commits_nothing_and_the_rerun_equals_duckdb(base_world, tmp_path,
+                                                                                            pg_url, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    world = base_world.copy(tmp_path / "w")
+    migrate(world, pg_url, capsys)
+    p = subprocess.run([sys.executable, "-c", CHILD, pg_url, str(world.config), str(UNTIL)], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    pg = Warehouse(pg_url)
+    assert pg.engine_state() is None and pg.row_count("paper_trades") == 0  # the server rolled it back
+    run_tick(pg, engine_config(pg_url, world.config), until=UNTIL)  # the writer lock was released with the process
+    duck = Warehouse(world.warehouse)
+    run_tick(duck, engine_config(world.warehouse, world.config), until=UNTIL)
+    order = ["cycle_point", "trade_group_id", "side", "level"]
+    a = duck.whole_table("paper_trades").sort_values(order).reset_index(drop=True)
+    b = pg.whole_table("paper_trades")[list(a.columns)].sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False)

@@ -37,7 +37,7 @@ def exit_row(sid: str, t: pd.Timestamp, closed: pd.Timestamp) -> dict:
             "high_water": 104.0}
 
 
-def test_retention_keeps_pending_shadows_and_takes_whose_exit_is_recent(tmp_path):
+def test_retention_keeps_pending_shadows_and_takes_whose_exit_is_recent(warehouse_location):
     cfg = load_config(None)
     keep_d = cfg.data.retention_d.decisions
     old, recent = NOW - (keep_d + 5) * D, NOW - 2 * D
@@ -47,7 +47,7 @@ def test_retention_keeps_pending_shadows_and_takes_whose_exit_is_recent(tmp_path
                  decision("2601010015", old, False),  # not a take: goes
                  decision("2602270000", recent, False)]  # recent: stays
     exits = [exit_row("2601010000", old, old + D), exit_row("2601010010", old, recent)]
-    wh = Warehouse(tmp_path / "w.duckdb")
+    wh = Warehouse(warehouse_location)  # DuckDB and PostgreSQL alike
     with wh.transaction() as con:
         append_keyed(con, SHADOW_OUTCOMES_TABLE, decision_frame(decisions), ("shadow_id",))
         append_keyed(con, SHADOW_EXITS_TABLE, exit_frame(exits), ("shadow_id",))
