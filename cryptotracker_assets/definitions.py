@@ -144,7 +144,8 @@ def build_definitions(environ: Mapping[str, str] | Environment) -> dg.Definition
                    *build_report_schedules(cfg)],
         sensors=[
             make_new_bars_sensor(paper_engine_job, dg.AssetKey(ohlc_asset_name(cfg.engine.base_timeframe)),
-                                 "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min),
+                                 "paper_engine_sensor", dg.AssetKey("engine_state"), cfg.engine.cycle_min,
+                                 minimum_interval_seconds=env.sensor_interval_s),
             make_outbox_sensor(),
             make_run_failure_sensor(cfg),
             make_check_alert_sensor(cfg, alerting_checks(timeframes, freshness)),

@@ -12,6 +12,7 @@ All optional — with none set everything runs on the synthetic source, a DuckDB
 - ``DAGSTER_HOME``: the Dagster instance folder (default ``./.dagster_home``).
 - ``CRYPTOTRACKER_MODELS``: the model store folder (default: the project's ``models/``; tests use a temp folder).
 - ``CRYPTOTRACKER_REPORTS``: where the HTML report is written (default ``$DAGSTER_HOME/reports``).
+- ``CRYPTOTRACKER_SENSOR_INTERVAL_S``: how often the daemon evaluates the paper-engine sensor (default 30 s).
 Secrets are never stored here: only whether they are set.
 """
 
@@ -38,6 +39,14 @@ class EnvironmentError_(ValueError):
     """The environment asks for something inconsistent (names the variable)."""
 
 
+def sensor_interval(raw: str | None) -> int:
+    if not raw:
+        return 30
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise EnvironmentError_(f"CRYPTOTRACKER_SENSOR_INTERVAL_S={raw!r}: expected a whole number of seconds ≥ 1")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Environment:
     """What the environment asks for (paths resolved, secrets only as flags)."""
@@ -51,6 +60,7 @@ class Environment:
     slack: bool
     models_dir: str = str(Path(__file__).resolve().parent.parent / "models")
     reports_dir: str = ""
+    sensor_interval_s: int = 30
 
     @classmethod
     def read(cls, env: Mapping[str, str], cwd: Path | None = None) -> "Environment":
@@ -78,4 +88,5 @@ class Environment:
             else str(Path(__file__).resolve().parent.parent / "models"),
             reports_dir=str((here / env["CRYPTOTRACKER_REPORTS"]).resolve()) if env.get("CRYPTOTRACKER_REPORTS")
             else str(Path(home) / "reports"),
+            sensor_interval_s=sensor_interval(env.get("CRYPTOTRACKER_SENSOR_INTERVAL_S")),
         )
