@@ -79,15 +79,50 @@ class PgResult:
     def fetchone(self):
         return self.rows[0] if self.rows else None
 
+
+def copy_source(table: str, frame: pd.DataFrame) -> tuple[str, io.BytesIO]:
+    """(the COPY statement, its CSV) of ``frame``: written by Arrow (floats as their shortest round-trip digits,
+    UTC times with ``Z``, strings quoted, NULL unquoted-empty); a frame Arrow cannot type (mixed Python objects)
+    by pandas with an explicit NULL marker."""
+    import pyarrow.csv as pcsv
+
+    buf = io.BytesIO()
+    try:
+        pcsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buf,
+                       write_options=pcsv.WriteOptions(include_header=False))
+        sql = f"COPY {table} FROM STDIN WITH (FORMAT csv)"
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        buf = io.BytesIO(frame.to_csv(index=False, header=False, na_rep="\\N").encode())
+        sql = f"COPY {table} FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+    buf.seek(0)
+    return sql, buf
+
+
+class PgArrow:
+    """The lazy result of :meth:`PgConnection.sql` (DuckDB's relation API: ``to_arrow_table``)."""
+
+    def __init__(self, con: "PgConnection", sql: str, params: Sequence | None) -> None:
+        self.con, self.sql, self.params = con, sql, params
+
     def to_arrow_table(self) -> pa.Table:
-        names = [d.name for d in self.description or ()]
-        cols = list(zip(*self.rows)) if self.rows else [() for _ in names]
-        arrays = []
-        for d, values in zip(self.description or (), cols):
-            typ = ARROW.get(d.type_code)
-            values = [float(v) if d.type_code == 1700 and v is not None else v for v in values]
-            arrays.append(pa.array(values, type=typ) if typ is not None else pa.array(values))
-        return pa.table(dict(zip(names, arrays))) if names else pa.table({})
+        import pyarrow.csv as pcsv
+
+        raw = self.con.raw
+        with raw.cursor() as cur:
+            query = cur.mogrify(translate(self.sql), adapt(list(self.params or []))).decode()
+            cur.execute(f"SELECT * FROM ({query}) AS _shape LIMIT 0")
+            desc = cur.description
+            buf = io.BytesIO()
+            cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, NULL '\\N')", buf)
+        names = [d.name for d in desc]
+        types = {d.name: ARROW.get(d.type_code, pa.string()) for d in desc}
+        if not buf.getbuffer().nbytes:
+            return pa.table({n: pa.array([], type=types[n]) for n in names})
+        buf.seek(0)
+        return pcsv.read_csv(buf, read_options=pcsv.ReadOptions(column_names=names),
+                             convert_options=pcsv.ConvertOptions(
+                                 column_types=types, null_values=["\\N"], strings_can_be_null=True,
+                                 quoted_strings_can_be_null=False, true_values=["t"], false_values=["f"]))
 
 
 class PgConnection:
@@ -124,8 +159,10 @@ class PgConnection:
             rows = cur.fetchall() if cur.description else []
             return PgResult(rows, cur.description)
 
-    def sql(self, sql: str, params: Sequence | None = None) -> PgResult:
-        return self.execute(sql, params)
+    def sql(self, sql: str, params: Sequence | None = None) -> "PgArrow":
+        """A query's rows for pandas: its column types from a ``LIMIT 0`` of it, its rows by ``COPY … TO STDOUT``
+        as CSV parsed by Arrow (floats round-trip exactly: PostgreSQL writes the shortest exact digits)."""
+        return PgArrow(self, sql, params)
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
         """``frame`` as the temporary table ``name``, filled by COPY (floats written as repr: exact)."""
@@ -135,16 +172,7 @@ class PgConnection:
             cur.execute(f"DROP TABLE IF EXISTS {name}")
             cur.execute(f"CREATE TEMP TABLE {name} ({cols})")
             if len(frame):
-                buf = io.StringIO()
-                out = frame.copy()
-                for c in out.columns:
-                    if out[c].dtype == "float64":
-                        out[c] = out[c].map(lambda v: "\\N" if v != v else repr(float(v)))
-                    elif isinstance(out[c].dtype, pd.DatetimeTZDtype):
-                        out[c] = out[c].map(lambda v: "\\N" if v is pd.NaT else v.isoformat())
-                out.to_csv(buf, index=False, header=False, na_rep="\\N")
-                buf.seek(0)
-                cur.copy_expert(f"COPY {name} FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf)
+                cur.copy_expert(*copy_source(name, frame))
 
     def unregister(self, name: str) -> None:
         with self.raw.cursor() as cur:
