@@ -67,15 +67,12 @@ class Said:
     direct: int = 0  # messages sent straight to the notifier because the warehouse failed
 
 
-def say(wh: Warehouse, rows: pd.DataFrame, send: Send, now: pd.Timestamp, *, record=None) -> Said:
-    """Queue ``rows`` (``record(wh) -> queued ids`` writes them with whatever else must commit with them), then
-    deliver those ids now; when the warehouse fails, send them directly (not durable, never lost silently)."""
+def say(wh: Warehouse, rows: pd.DataFrame, send: Send, now: pd.Timestamp) -> Said:
+    """Queue ``rows``, then deliver those ids now; when the warehouse fails, send them directly (not durable,
+    never lost silently)."""
     ids = [str(i) for i in rows["message_id"]]
     try:
-        if record is not None:
-            record(wh)
-        else:
-            wh.queue_messages(rows, now)
+        wh.queue_messages(rows, now)
     except Exception:
         for r in rows.itertuples(index=False):
             for part in render(r.kind, {**json.loads(r.payload_json), "text": r.text},

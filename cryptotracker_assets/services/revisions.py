@@ -453,19 +453,6 @@ def rollback_monitor(wh: Warehouse, base_cfg: Config, origin: str, now: pd.Times
     return run_rollback_monitor(wh, base_cfg, origin, now).revisions
 
 
-def parse_span(text: str) -> pd.Timedelta:
-    """``24h`` / ``2d`` / ``90m`` as a positive time span (``--last``)."""
-    t = str(text).strip().lower()
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    try:
-        value = float(t[:-1])
-    except ValueError:
-        value = -1.0
-    if not t or t[-1] not in units or not value > 0:
-        raise RevisionError(f"--last {text!r}: expected a positive span such as 24h, 2d or 90m")
-    return pd.Timedelta(**{units[t[-1]]: value})
-
-
 def rollback_last(wh: Warehouse, base_cfg: Config, origin: str, hours: float | pd.Timedelta, who: str, why: str,
                   now: pd.Timestamp) -> list[Revision]:
     """Revert every revision applied in [now − span, now] that is not reverted yet, newest first, each restore a
