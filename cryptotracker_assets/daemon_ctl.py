@@ -11,6 +11,7 @@ command it was started with (a PID reused by another program is left alone), and
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -72,6 +73,10 @@ def up(home: Path, *, bin_dir: Path, host: str = "127.0.0.1", port: int = 3000,
     (home / "services").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     pids = {}
+    to_start = [s for s in services(bin_dir, host, port, workspace)
+                if running(home / "services" / f"{s.name}.pid", s.marker) is None]
+    if to_start:
+        prepare_instance(bin_dir, home, env)
     for s in services(bin_dir, host, port, workspace):
         pid_file = home / "services" / f"{s.name}.pid"
         pid = running(pid_file, s.marker)
@@ -83,10 +88,63 @@ def up(home: Path, *, bin_dir: Path, host: str = "127.0.0.1", port: int = 3000,
             pid = proc.pid
             pid_file.write_text(f"{pid}\n")
         pids[s.name] = pid
+    deadline = time.monotonic() + wait_s
     url = f"http://{host}:{port}/server_info"
     if not wait_http(url, wait_s):
         raise SystemExit(f"the webserver did not answer {url} within {wait_s:g} s; see {home / 'services'}")
+    wait_locations(f"http://{host}:{port}/graphql", max(deadline - time.monotonic(), 5.0), home)
     return pids
+
+
+def prepare_instance(bin_dir: Path, home: Path, env: dict) -> None:
+    """Create (or bring up to date) the instance's storage in one process before the services start: the webserver's
+    and the daemon's code servers would otherwise both create a fresh SQLite instance at once, and one of them can
+    fail to load the code location ("alembic_version has more than one head"), leaving a UI with no assets."""
+    done = subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], env=env, cwd=str(home),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        raise SystemExit(f"could not prepare the Dagster instance at {home}: " + " | ".join(tail))
+
+
+LOCATIONS = ("{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus "
+             "locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }")
+
+
+def location_states(graphql_url: str) -> list[tuple[str, str, str | None]]:
+    """(location, load status, load error or None) for every code location the webserver knows."""
+    req = urllib.request.Request(graphql_url, data=json.dumps({"query": LOCATIONS}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - our own 127.0.0.1 server
+        ws = json.loads(r.read())["data"]["workspaceOrError"]
+    out = []
+    for e in ws.get("locationEntries") or []:
+        err = e.get("locationOrLoadError") or {}
+        message = None
+        if err.get("__typename") == "PythonError":  # the error, then what caused it (the user's own exception)
+            message = " | caused by: ".join(m["message"].strip() for m in [err, *(err.get("causes") or [])])
+        out.append((e["name"], e["loadStatus"], message))
+    return out
+
+
+def wait_locations(graphql_url: str, timeout_s: float, home: Path) -> None:
+    """The webserver answers before its code locations have loaded: wait until each is LOADED; a location that
+    failed to load is an error naming it and its message (the UI would show no assets, sensors or schedules)."""
+    deadline = time.monotonic() + timeout_s
+    states: list = []
+    while time.monotonic() < deadline:
+        try:
+            states = location_states(graphql_url)
+        except (OSError, KeyError, ValueError):
+            states = []
+        failed = [(n, e) for n, status, e in states if e]
+        if failed:
+            raise SystemExit("code location failed to load: " + "; ".join(f"{n}: {e[-3000:]}" for n, e in failed))
+        if states and all(status == "LOADED" for _, status, _ in states):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the code locations did not load within {timeout_s:g} s ({states or 'none listed'}); "
+                     f"see {home / 'services'}")
 
 
 def down(home: Path, *, grace_s: float = 20.0) -> dict[str, int | None]:

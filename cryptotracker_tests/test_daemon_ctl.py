@@ -142,3 +142,22 @@ def test_up_serves_and_runs_sensors_then_down_stops_exactly_those(tmp_env, monke
     finally:
         down(home, grace_s=5)
         bystander.kill()
+
+
+def test_up_names_a_code_location_that_fails_to_load(tmp_env, tmp_path, monkeypatch):
+    """A webserver that answers while its code location failed to load is not "up": the UI would list nothing.
+    `up` waits for the location and names its error (here a module that raises on import)."""
+    home = Path(tmp_env["DAGSTER_HOME"])
+    for k, v in tmp_env.items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "broken_defs.py").write_text("raise ValueError('broken on purpose: 7f3a')\n")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text("load_from:\n  - python_file:\n      relative_path: broken_defs.py\n"
+                         "      location_name: broken\n")
+    try:
+        with pytest.raises(SystemExit) as err:
+            up(home, bin_dir=Path(sys.executable).parent, port=free_port(), workspace=workspace, wait_s=120)
+        assert "code location failed to load: broken:" in str(err.value)
+        assert "broken on purpose: 7f3a" in str(err.value)
+    finally:
+        down(home, grace_s=5)
