@@ -104,6 +104,9 @@ def print_performance(wh, cfg) -> None:
     eng = st.engine
     cursor = "never ran" if not eng else f"cursor {eng['cursor']:%Y-%m-%d %H:%M} UTC, {eng['ticks']} tick(s)"
     click.echo(f"paper engine: {cursor}{' — ENTRIES PAUSED' if st.paused else ''}")
+    row = wh.config_version_row(cfg.config_version) if cfg.config_version else None
+    click.echo(f"config in force: version {cfg.config_version} ({row.origin})" if row is not None else
+               "config in force: not recorded yet (the next engine run records its version)")
     print_operator(st.operator)
     click.echo(f"realised:   {perf.realised_usd:+,.2f} USD over {perf.closed_trades} closed trade(s) "
                f"({perf.wins} won, {perf.losses} lost), size-weighted {fmt_pct(perf.realised_pct)}")
@@ -167,10 +170,15 @@ def print_positions(st) -> None:
     echo_table(shown)
 
 
-def config_of(s):
-    from .core.config import load_config
+def config_of(s, wh):
+    """The config in force: config.yaml ⊕ the user file ⊕ the approved revisions stored in ``wh`` (read only)."""
+    from .core.config import ConfigError, load_config
+    from .services.revisions import config_in_force
 
-    return load_config(s.env.config_path)
+    try:
+        return config_in_force(wh, load_config(s.env.config_path))
+    except ConfigError as exc:
+        raise CliError(f"config refused: {exc}") from None
 
 
 def existing_warehouse(s):
@@ -345,7 +353,7 @@ def status_command(warehouse: str | None) -> int:
     s = session(warehouse)
     wh = existing_warehouse(s)
     if wh is not None:
-        print_performance(wh, config_of(s))
+        print_performance(wh, config_of(s, wh))
     return 0
 
 
@@ -360,7 +368,7 @@ def performance_command(since, warehouse: str | None) -> int:
     wh = existing_warehouse(s)
     if wh is None:
         return 0
-    cfg = config_of(s)
+    cfg = config_of(s, wh)
     if since is None:
         print_performance(wh, cfg)
         return 0
@@ -388,7 +396,7 @@ def positions_command(warehouse: str | None) -> int:
     s = session(warehouse)
     wh = existing_warehouse(s)
     if wh is not None:
-        print_positions(load_status(wh, config_of(s)))
+        print_positions(load_status(wh, config_of(s, wh)))
     return 0
 
 
@@ -536,7 +544,7 @@ def analyze_command(span: pd.Timedelta, warehouse: str | None) -> int:
         return 0
     stage("reading bars, regime rows and the ledger")
     try:
-        a = analyze(wh, config_of(s), span)
+        a = analyze(wh, config_of(s, wh), span)
     except AnalysisError as exc:
         raise CliError(f"analyze refused: {exc}") from None
     print_analysis(a)
@@ -560,7 +568,7 @@ def export_command(span: pd.Timedelta, out_dir: str, warehouse: str | None) -> i
     if not wh.exists():
         raise CliError(f"export refused: no warehouse at {wh.path} (run `make run` or pass --warehouse)")
     try:
-        res = export_window(wh, config_of(s), span, Path(out_dir).resolve(), progress=stage)
+        res = export_window(wh, config_of(s, wh), span, Path(out_dir).resolve(), progress=stage)
     except AnalysisError as exc:
         raise CliError(f"export refused: {exc}") from None
     w = res.window
@@ -606,7 +614,7 @@ def report_command(open_browser: bool, symbol: str | None, out: str | None, ware
         raise CliError(f"report refused: no warehouse at {wh.path} (run `make run` or pass --warehouse)")
     path = Path(out).resolve() if out else Path(s.env.reports_dir) / REPORT_FILE
     stage("building the HTML report")
-    res = write_html_report(wh, config_of(s), path, models_root=s.env.models_dir, symbol=symbol)
+    res = write_html_report(wh, config_of(s, wh), path, models_root=s.env.models_dir, symbol=symbol)
     click.echo(f"report: {res.path} ({res.bytes:,} bytes)")
     report_materialization(s.dagster_home, HTML_REPORT_ASSET, {
         "path": str(res.path), "bytes": int(res.bytes), **{k: plain(v) for k, v in res.summary.items()}})

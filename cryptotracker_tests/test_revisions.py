@@ -15,9 +15,10 @@ from cryptotracker_assets.core.ledger import ledger_frame
 from cryptotracker_assets.core.revision_schemas import (DecisionSchema, ProposalSchema, RevisionSchema,
                                                         RollbackProposalSchema)
 from cryptotracker_assets.core.revisions import ProposalStatus, proposal_record, proposals_frame
-from cryptotracker_assets.services.revisions import (RevisionError, RevisionState, approve, config_timeline,
-                                                     consistency_problems, effective_config, proposal_views, reject,
-                                                     rollback_last, rollback_monitor, run_rollback_monitor)
+from cryptotracker_assets.services.revisions import (RevisionError, RevisionState, approve, config_in_force,
+                                                     config_timeline, consistency_problems, effective_config,
+                                                     proposal_views, reject, rollback_last, rollback_monitor,
+                                                     run_rollback_monitor)
 from cryptotracker_assets.storage.tables import append_keyed
 from cryptotracker_assets.storage.warehouse import LEDGER_TABLE, Warehouse
 from cryptotracker_tests.conftest import write_user_config
@@ -145,6 +146,23 @@ def test_approve_then_rollback_restores_the_exact_previous_config(wh, cfg):
     assert status(wh, pid) is ProposalStatus.ROLLED_BACK
     assert consistency_problems(cfg, RevisionState.read(wh)) == []
     schemas_hold(wh)
+
+
+def test_the_config_in_force_is_read_without_recording_anything(wh, cfg, tmp_path):
+    regimes(wh, NOW)
+    assert config_in_force(wh, cfg).config_version == 0 and wh.config_versions().empty  # never recorded: 0
+    before = effective_config(wh, cfg, ORIGIN)  # a run records version 1
+    assert config_in_force(wh, cfg).config_version == 1
+    approve(wh, cfg, ORIGIN, propose(wh, cfg), "alice", "shadows agree", NOW)
+    stored = (tmp_path / "w.duckdb").read_bytes()
+    now = config_in_force(wh, cfg)
+    assert (now.exits.tp_multiplier.dca, now.config_version) == (1.1, 2)
+    assert now.fingerprint() == effective_config(wh, cfg, ORIGIN).fingerprint() != before.fingerprint()
+    # a user-file edit not yet seen by a run: the values in force, under no recorded version yet
+    edited = load_config(write_user_config(tmp_path, "exits: {tp_multiplier: {swing: 1.3}}\n"))
+    unseen = config_in_force(wh, edited)
+    assert (unseen.exits.tp_multiplier.swing, unseen.exits.tp_multiplier.dca, unseen.config_version) == (1.3, 1.1, 0)
+    assert (tmp_path / "w.duckdb").read_bytes() == stored  # read only: the file is byte for byte unchanged
 
 
 def test_an_approved_revision_is_in_force_from_the_first_cycle_point_after_it(wh, cfg, tmp_path):
@@ -384,6 +402,13 @@ def test_cli_approve_reject_proposals_and_rollback(tmp_env, monkeypatch, capsys,
     assert "it is REJECTED" in capsys.readouterr().err
     assert main(["proposals", "list", "--pending"]) == 0
     assert "no proposals waiting for a decision" in capsys.readouterr().out
+
+    # the read-only commands use the config in force (the approved revision applied) and record nothing
+    versions = len(wh.config_versions())
+    assert main(["status"]) == 0
+    assert f"config in force: version 2 (revision 1 (approval of {pid} by alice) over config.yaml)" in \
+        capsys.readouterr().out
+    assert len(wh.config_versions()) == versions
 
     assert main(["rollback", "--last", "24h", "--by", "carol", "--why", "undo"]) == 0
     assert "revision 2: reverted revision 1" in capsys.readouterr().out

@@ -219,6 +219,16 @@ def effective_config(wh: Warehouse, base_cfg: Config, origin: str, at: pd.Timest
     return _effective(wh, base_cfg, origin, revisions, None if at is None else utc(at, "at"))
 
 
+def config_in_force(wh: Warehouse, base_cfg: Config) -> Config:
+    """The config the engine's next tick uses — ``base_cfg`` ⊕ every applied revision — read without writing
+    anything (for read-only commands: status, positions, analyze, export, report). Its version is the newest
+    recorded one with the same content, or 0 when these values were never recorded (the next run records them)."""
+    cfg = build_effective(base_cfg, revisions_from_frame(wh.config_revisions()))
+    versions = wh.config_versions()
+    same = versions.loc[versions["content_hash"] == cfg.fingerprint(), "config_version"] if len(versions) else []
+    return with_version(cfg, int(max(same)) if len(same) else 0)
+
+
 def config_timeline(wh: Warehouse, base_cfg: Config, origin: str, start: pd.Timestamp, end: pd.Timestamp
                     ) -> list[tuple[pd.Timestamp | None, Config]]:
     """The configs in force over the cycle points of [start, end): ``(None, config at start)``, then ``(T, config)``
