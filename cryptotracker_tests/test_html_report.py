@@ -392,3 +392,29 @@ def test_a_report_without_data_says_nothing_yet_and_escapes_what_it_shows(book, 
     again = write_html_report(before, cfg, tmp_path / "before.html", symbol="SOL", now=NOW)
     assert "Price of SOL" in again.path.read_text(encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".html", ".tmp")) == ["before.html", "odd.html"]
+
+
+def test_the_gate_timeline_uses_the_config_each_tick_ran_with(tmp_path):
+    """The protection timeline is refolded under the limits the engine's ticks applied: their recorded config
+    versions, rebuilt from config_versions; a version that cannot be rebuilt is named in the report's notes."""
+    from cryptotracker_assets.core.config import build_config, raw_dict
+    from cryptotracker_assets.services.config_versions import versioned
+    from cryptotracker_assets.services.report_data import tick_configs
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    base = load_config()
+    raw = raw_dict(base)
+    raw["limits"]["daily_loss_limit"] = 0.05
+    v1 = versioned(wh, base, "config.yaml")
+    v2 = versioned(wh, build_config(raw, source="user file"), "user.yaml")
+    assert (v1.config_version, v2.config_version) == (1, 2)
+    t = pd.Timestamp("2026-03-01", tz="UTC")
+    step = pd.Timedelta(minutes=5)
+    ticks = pd.DataFrame({"first_cycle_point": [t, t + step, t + 2 * step, t + 3 * step, t + 4 * step],
+                          "config_version": [1, 1, 2, 2, 7]})
+    notes: list[str] = []
+    got = tick_configs(ticks, wh, v2, notes)  # v2 is the config in force now
+    assert [(at, c.config_version, c.limits.daily_loss_limit) for at, c in got] == [
+        (t, 1, 0.03), (t + 2 * step, 2, 0.05), (t + 4 * step, 2, 0.05)]
+    assert len(notes) == 1 and "config_version 7 is not recorded" in notes[0] and "2026-03-01 00:20" in notes[0]
+    assert tick_configs(ticks.iloc[0:0], wh, v2, []) == [] and tick_configs(None, wh, v2, []) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.common import utc, utc_or_none
-from ..core.config import Config, Strategy, Timeframe
+from ..core.config import Config, ConfigError, Strategy, Timeframe
 from ..core.ledger import (SNAPSHOT_COLUMNS, book_state, closed_trade_records, closed_trades,
                            open_groups, open_positions, performance, realised_pnl, size_weighted_return)
 from ..core.protection import OperatorAction, OperatorEvent
@@ -27,6 +27,7 @@ from ..core.shadows.analyzer import leaderboard
 from ..storage.base import ohlc_table
 from ..storage.engine import SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE
 from ..storage.warehouse import Warehouse
+from .config_versions import config_for_version
 from .models import champion_of
 from .operator import OperatorError, Status, latest_marks, load_status, read_ledger
 
@@ -62,6 +63,7 @@ def gather_report_data(wh: Warehouse, cfg: Config, *, models_root: str | Path | 
         perf_rows = wh.performance(con=con)
         events = wh.operator_events(con=con)
         limiter = status.limiter if status else wh.limiter_state(con=con)
+        ticks = wh.engine_ticks(con=con)
     snaps = (empty_frame(SNAPSHOT_COLUMNS, ("cycle_point",)) if snaps is None
              else snaps.sort_values("cycle_point", kind="stable").reset_index(drop=True))
     regime = (empty_frame(REGIME_COLUMNS, ("timestamp",)) if regime is None
@@ -83,10 +85,34 @@ def gather_report_data(wh: Warehouse, cfg: Config, *, models_root: str | Path | 
         snapshots=snaps, closed=closed, positions=positions, symbol=chart_symbol, prices=prices,
         price_timeframe=timeframe, fills=symbol_fills(ledger, chart_symbol, start), board=board,
         board_source=board_source, regime=regime,
-        gates=gate_timeline(snaps, closed_trade_records(ledger), operator_events(events), cfg),
+        gates=gate_timeline(snaps, closed_trade_records(ledger), operator_events(events), cfg,
+                            tick_configs(ticks, wh, cfg, notes)),
         operator=operator_text(status), limiter=active_limits(limiter, cursor), leaderboard=board_lb,
         leaderboard_at=lb_at, leaderboard_window_h=lb_window, models=model_cards(wh, models_root, notes),
         notes=tuple(notes))
+
+
+def tick_configs(ticks: pd.DataFrame | None, wh: Warehouse, cfg: Config, notes: list[str]
+                 ) -> list[tuple[pd.Timestamp, Config]]:
+    """``(first cycle point of a tick, the config it ran with)`` wherever the engine's ticks change version, so the
+    protection timeline is refolded under the limits each tick applied (``cfg`` when its version is the tick's; a
+    version that cannot be rebuilt any more is named in the notes and shown under ``cfg``)."""
+    if ticks is None or ticks.empty:
+        return []
+    known: dict[int, Config] = {int(cfg.config_version): cfg, 0: cfg}
+    out, previous = [], None
+    for first, version in zip(ticks["first_cycle_point"], ticks["config_version"].astype(int)):
+        if version == previous:
+            continue
+        previous = version
+        if version not in known:
+            try:
+                known[version] = config_for_version(wh, version)
+            except ConfigError as exc:
+                notes.append(f"Gates from {fmt_time(first)} shown under config version {cfg.config_version}: {exc}.")
+                known[version] = cfg
+        out.append((utc(first, "tick first cycle point"), known[version]))
+    return out
 
 
 def operator_view(wh: Warehouse, cfg: Config, notes: list[str]

@@ -178,6 +178,24 @@ def test_entry_gates_are_refolded_over_the_cycle_points(cfg):
     assert g["loss_streak_pause"].tolist() == [False, True, True, True, False, False]
     assert g["operator_pause"].tolist() == [False, False, True, True, False, False]  # acts from the next point
     assert gate_timeline(snaps.iloc[0:0], [], [], cfg).empty
+    # from 00:10 the engine's ticks ran a config with a 5 % daily limit (and a streak of 6): −3.1 % latches nothing
+    # after that, while the streak state folded so far (5 losses at 00:05, paused under the old config) carries on
+    wider = with_limits(cfg, daily_loss_limit=0.05, loss_streak=6)
+    g2 = gate_timeline(snaps, closes, events, cfg, [(T0 + 2 * step, wider)])
+    assert g2["daily_loss_gate"].tolist() == [False] * 6
+    assert g2["loss_streak_pause"].tolist() == [False, True, True, True, False, False]
+    assert g2["operator_pause"].tolist() == g["operator_pause"].tolist()
+    # a change before the first point applies from the start; one after the last changes nothing
+    assert gate_timeline(snaps, closes, events, cfg, [(T0 - step, wider)])["loss_streak_pause"].tolist() == [False] * 6
+    assert gate_timeline(snaps, closes, events, cfg, [(T0 + pd.Timedelta(days=2), wider)]).equals(g)
+
+
+def with_limits(cfg, **limits):
+    from cryptotracker_assets.core.config import build_config, raw_dict
+
+    raw = raw_dict(cfg)
+    raw["limits"].update(limits)
+    return build_config(raw, source="test")
 
 
 def test_a_missing_value_never_breaks_the_formats():

@@ -196,18 +196,23 @@ def default_symbol(closed: pd.DataFrame, fallback: str) -> str:
 
 
 def gate_timeline(snapshots: pd.DataFrame, closes: Sequence[ClosedTrade], events: Sequence[OperatorEvent],
-                  cfg: Config) -> pd.DataFrame:
+                  cfg: Config, later: Sequence[tuple[pd.Timestamp, Config]] = ()) -> pd.DataFrame:
     """The operator pause, the daily loss gate and the loss-streak pause at every snapshot cycle point (SPEC §7.3),
     refolded with the core's protection rules from the snapshots' mark equity, the closes (by the cycle point
-    that processed them) and the operator pause / resume events, under ``cfg``. Columns :data:`GATE_COLUMNS`."""
+    that processed them) and the operator pause / resume events, under ``cfg`` — and from each ``(T, config)`` of
+    ``later`` on, under that config (the versions the engine's ticks ran with). Columns :data:`GATE_COLUMNS`."""
     if snapshots.empty:
         return empty_frame(GATE_COLUMNS, times=("cycle_point",))
     snaps = snapshots.sort_values("cycle_point", kind="stable")
     ordered = sorted(closes, key=lambda c: utc(c.cycle_point, "close cycle point"))
+    changes = sorted(((utc(t, "config change"), c) for t, c in later), key=lambda x: x[0])
     streak, daily, operator = LossStreakState(), DailyLossState(), OperatorState()
-    rows, i = [], 0
+    rows, i, k = [], 0, 0
     for t, equity in zip(snaps["cycle_point"], snaps["equity"]):
         t = utc(t, "cycle point")
+        while k < len(changes) and changes[k][0] <= t:
+            cfg = changes[k][1]
+            k += 1
         due = []
         while i < len(ordered) and utc(ordered[i].cycle_point, "close cycle point") <= t:
             due.append(ordered[i])  # only the new closes: the fold gives the same state (core.protection)
