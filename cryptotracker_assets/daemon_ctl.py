@@ -5,7 +5,10 @@ PostgreSQL), bound to 127.0.0.1, with their PIDs in ``$DAGSTER_HOME/services/<na
 
 ``down`` stops exactly the processes ``up`` started: a PID file is trusted only while that PID still runs the
 command it was started with (a PID reused by another program is left alone), and each service's process group
-(the daemon's own subprocesses) gets SIGTERM, then SIGKILL after ``grace_s``. Never imports dagster.
+(the daemon's own subprocesses) gets SIGTERM, then SIGKILL after ``grace_s``. ``up`` creates or migrates the
+instance storage first (one process), refuses a port another program holds, and returns only once the code location
+has loaded; when it fails (a service exits, the location does not load) it names why and stops what it started.
+Never imports dagster.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,9 +57,11 @@ def running(pid_file: Path, marker: str) -> int | None:
     return pid if marker in cmdline(pid) else None
 
 
-def wait_http(url: str, timeout_s: float) -> bool:
+def wait_http(url: str, timeout_s: float, check=lambda: None) -> bool:
+    """True once ``url`` answers 200 within ``timeout_s``; ``check()`` runs between attempts (it may raise)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        check()
         try:
             with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own 127.0.0.1 server
                 if r.status == 200:
@@ -75,8 +81,12 @@ def up(home: Path, *, bin_dir: Path, host: str = "127.0.0.1", port: int = 3000,
     pids = {}
     to_start = [s for s in services(bin_dir, host, port, workspace)
                 if running(home / "services" / f"{s.name}.pid", s.marker) is None]
+    if any(s.name == "webserver" for s in to_start) and port_in_use(host, port):
+        raise SystemExit(f"port {port} on {host} is in use by another program: stop it, or choose another port "
+                         f"(DAGSTER_PORT={port + 1} make up)")
     if to_start:
         prepare_instance(bin_dir, home, env)
+    started = {}
     for s in services(bin_dir, host, port, workspace):
         pid_file = home / "services" / f"{s.name}.pid"
         pid = running(pid_file, s.marker)
@@ -87,13 +97,42 @@ def up(home: Path, *, bin_dir: Path, host: str = "127.0.0.1", port: int = 3000,
             log.close()
             pid = proc.pid
             pid_file.write_text(f"{pid}\n")
+            started[s.name] = proc
         pids[s.name] = pid
+
+    def check() -> None:  # a service that exited while we wait: say so with its log's tail, not a timeout
+        for name, proc in started.items():
+            if proc.poll() is not None:
+                (home / "services" / f"{name}.pid").unlink(missing_ok=True)
+                raise SystemExit(f"{name} exited with code {proc.returncode} while starting; the end of "
+                                 f"{home / 'services' / (name + '.log')}:\n{log_tail(home, name)}")
+
     deadline = time.monotonic() + wait_s
     url = f"http://{host}:{port}/server_info"
-    if not wait_http(url, wait_s):
-        raise SystemExit(f"the webserver did not answer {url} within {wait_s:g} s; see {home / 'services'}")
-    wait_locations(f"http://{host}:{port}/graphql", max(deadline - time.monotonic(), 5.0), home)
+    try:
+        if not wait_http(url, wait_s, check):
+            raise SystemExit(f"the webserver did not answer {url} within {wait_s:g} s; see {home / 'services'}")
+        wait_locations(f"http://{host}:{port}/graphql", max(deadline - time.monotonic(), 5.0), home, check)
+    except SystemExit:
+        for name, proc in started.items():  # a failed `up` leaves nothing of its own running
+            stop_group(proc.pid, 10.0)
+            proc.poll()
+            (home / "services" / f"{name}.pid").unlink(missing_ok=True)
+        raise
     return pids
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def log_tail(home: Path, name: str, lines: int = 15) -> str:
+    try:
+        return "\n".join((home / "services" / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
 
 
 def prepare_instance(bin_dir: Path, home: Path, env: dict) -> None:
@@ -127,12 +166,13 @@ def location_states(graphql_url: str) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def wait_locations(graphql_url: str, timeout_s: float, home: Path) -> None:
+def wait_locations(graphql_url: str, timeout_s: float, home: Path, check=lambda: None) -> None:
     """The webserver answers before its code locations have loaded: wait until each is LOADED; a location that
     failed to load is an error naming it and its message (the UI would show no assets, sensors or schedules)."""
     deadline = time.monotonic() + timeout_s
     states: list = []
     while time.monotonic() < deadline:
+        check()
         try:
             states = location_states(graphql_url)
         except (OSError, KeyError, ValueError):

@@ -160,4 +160,35 @@ def test_up_names_a_code_location_that_fails_to_load(tmp_env, tmp_path, monkeypa
         assert "code location failed to load: broken:" in str(err.value)
         assert "broken on purpose: 7f3a" in str(err.value)
     finally:
-        down(home, grace_s=5)
+        assert down(home, grace_s=5) == {"webserver": None, "daemon": None}  # the failed `up` stopped its own
+
+
+def test_up_refuses_a_taken_port_and_names_a_service_that_exits(tmp_env, tmp_path, monkeypatch):
+    home = Path(tmp_env["DAGSTER_HOME"])
+    for k, v in tmp_env.items():
+        monkeypatch.setenv(k, v)
+    # another program listens on the port: nothing is started, the message names the port and a way out
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"port {port} on 127.0.0.1 is in use by another program"):
+            up(home, bin_dir=Path(sys.executable).parent, port=port, wait_s=30)
+    assert not list((home / "services").glob("*.pid"))
+    # a webserver that dies while starting: said at once with the end of its log, not after the whole wait
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("dagster", "dagster-daemon"):
+        (bin_dir / name).symlink_to(Path(sys.executable).parent / name)
+    fake = bin_dir / "dagster-webserver"
+    fake.write_text("#!/bin/sh\necho 'cannot start: 5e1d' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SystemExit) as err:
+            up(home, bin_dir=bin_dir, port=free_port(), wait_s=120)
+        assert "webserver exited with code 3 while starting" in str(err.value)
+        assert "cannot start: 5e1d" in str(err.value) and time.monotonic() - started < 60
+        assert not list((home / "services").glob("*.pid"))  # the daemon this `up` started is stopped too
+    finally:
+        assert down(home, grace_s=5) == {"webserver": None, "daemon": None}
