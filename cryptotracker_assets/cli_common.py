@@ -82,7 +82,8 @@ class Session:
     def header(self) -> str:
         """``warehouse: PATH (origin[, not created yet]) · Dagster instance: PATH (origin[, none yet])``; the origin
         is ``--warehouse``, ``$CRYPTOTRACKER_WAREHOUSE``, ``$DAGSTER_HOME`` or ``default`` (./.dagster_home)."""
-        wh_state = "" if Path(self.warehouse_path).exists() else ", not created yet"
+        # a PostgreSQL warehouse is a database, not a file: whether it answers is the command's to say
+        wh_state = "" if is_url(self.warehouse_path) or Path(self.warehouse_path).exists() else ", not created yet"
         home_state = "" if (Path(self.dagster_home) / "dagster.yaml").exists() else ", none yet"
         return (f"warehouse: {self.warehouse_path} ({self.warehouse_from}{wh_state}) · Dagster instance: "
                 f"{self.dagster_home} ({self.cli_env.home_from}{home_state})")

@@ -7,6 +7,7 @@ appears in no output."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 
 import pandas as pd
 import pytest
@@ -18,6 +19,7 @@ from cryptotracker_tests.engine_support import at, engine_config, prepared_world
 
 UNTIL = at(1, "06:00")
 SPAWN = mp.get_context("spawn")
+TICK_ROW = re.compile(r"^\s*\d+\s+\d{4}-\d\d-\d\d \d\d:\d\d \.\. ")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,16 @@ def test_migrate_then_the_engine_gives_identical_ledgers_on_both_backends(base_w
         pd.testing.assert_frame_equal(a, b, check_exact=True, check_dtype=False, obj=table)
     assert len(duck.whole_table("paper_trades")) >= 10
     assert duck.engine_state()["cursor"] == pg.engine_state()["cursor"]
+    # the CLI reads either backend alike: the same status, and the session line names the database as it is
+    shown = {}
+    monkeypatch.setenv("CRYPTOTRACKER_CONFIG", str(world.config))
+    for loc in (str(world.warehouse), pg_url):
+        assert main(["status", "--warehouse", loc]) == 0
+        header, *body = capsys.readouterr().out.splitlines()
+        assert header.startswith(f"warehouse: {loc} (--warehouse) · "), header
+        shown[loc] = [x for x in body if not TICK_ROW.match(x)]  # a tick's row holds its commit's wall clock
+    assert shown[pg_url] == shown[str(world.warehouse)] and any("open positions" in x for x in shown[pg_url])
+    assert any("config in force: version" in x for x in shown[pg_url])
 
 
 def test_migrate_refuses_a_destination_with_rows_and_a_url_with_a_password(base_world, tmp_path, pg_url, capsys):
