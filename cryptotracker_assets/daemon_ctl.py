@@ -14,6 +14,7 @@ Never imports dagster.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -36,9 +37,10 @@ class Service:
 
 
 def services(bin_dir: Path, host: str, port: int, workspace: Path) -> list[Service]:
-    return [Service("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], "dagster-daemon"),
-            Service("webserver", [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), "-w",
-                                  str(workspace)], "dagster-webserver")]
+    """In start order: the webserver first (it creates the instance's storage), then the daemon."""
+    return [Service("webserver", [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), "-w",
+                                  str(workspace)], "dagster-webserver"),
+            Service("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)], "dagster-daemon")]
 
 
 def cmdline(pid: int) -> str:
@@ -57,69 +59,75 @@ def running(pid_file: Path, marker: str) -> int | None:
     return pid if marker in cmdline(pid) else None
 
 
-def wait_http(url: str, timeout_s: float, check=lambda: None) -> bool:
-    """True once ``url`` answers 200 within ``timeout_s``; ``check()`` runs between attempts (it may raise)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        check()
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own 127.0.0.1 server
-                if r.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.5)
-    return False
-
-
 def up(home: Path, *, bin_dir: Path, host: str = "127.0.0.1", port: int = 3000,
        workspace: Path = PROJECT_ROOT / "workspace.yaml", wait_s: float = 90.0) -> dict[str, int]:
-    """Start the services that are not running; returns name → PID. Raises when the webserver does not answer."""
+    """Start the services that are not running; returns name → PID. The webserver starts first and must answer with
+    every code location loaded before the daemon starts. Any failure (a taken port, a service that exits, a location
+    that does not load, Ctrl-C) raises after stopping what this call started."""
     if not (home / "dagster.yaml").exists():
         raise SystemExit(f"no Dagster instance at {home} (dagster.yaml missing): run `make up`, which creates it")
     (home / "services").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    pids = {}
-    to_start = [s for s in services(bin_dir, host, port, workspace)
-                if running(home / "services" / f"{s.name}.pid", s.marker) is None]
-    if any(s.name == "webserver" for s in to_start) and port_in_use(host, port):
+    todo = [s for s in services(bin_dir, host, port, workspace)
+            if running(home / "services" / f"{s.name}.pid", s.marker) is None]
+    if any(s.name == "webserver" for s in todo) and port_in_use(host, port):
         raise SystemExit(f"port {port} on {host} is in use by another program: stop it, or choose another port "
                          f"(DAGSTER_PORT={port + 1} make up)")
-    if to_start:
-        prepare_instance(bin_dir, home, env)
-    started = {}
-    for s in services(bin_dir, host, port, workspace):
-        pid_file = home / "services" / f"{s.name}.pid"
-        pid = running(pid_file, s.marker)
-        if pid is None:
-            log = open(home / "services" / f"{s.name}.log", "ab")
-            proc = subprocess.Popen(s.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    cwd=str(workspace.parent), start_new_session=True)
-            log.close()
-            pid = proc.pid
-            pid_file.write_text(f"{pid}\n")
-            started[s.name] = proc
-        pids[s.name] = pid
+    started: dict[str, subprocess.Popen] = {}
 
     def check() -> None:  # a service that exited while we wait: say so with its log's tail, not a timeout
         for name, proc in started.items():
             if proc.poll() is not None:
-                (home / "services" / f"{name}.pid").unlink(missing_ok=True)
                 raise SystemExit(f"{name} exited with code {proc.returncode} while starting; the end of "
                                  f"{home / 'services' / (name + '.log')}:\n{log_tail(home, name)}")
 
     deadline = time.monotonic() + wait_s
-    url = f"http://{host}:{port}/server_info"
+    ok = False
     try:
-        if not wait_http(url, wait_s, check):
-            raise SystemExit(f"the webserver did not answer {url} within {wait_s:g} s; see {home / 'services'}")
-        wait_locations(f"http://{host}:{port}/graphql", max(deadline - time.monotonic(), 5.0), home, check)
-    except SystemExit:
-        for name, proc in started.items():  # a failed `up` leaves nothing of its own running
-            stop_group(proc.pid, 10.0)
-            proc.poll()
-            (home / "services" / f"{name}.pid").unlink(missing_ok=True)
-        raise
-    return pids
+        if todo and fresh_sqlite_instance(home):
+            prepare_instance(bin_dir, home, env)
+        pids = {}
+        for s in services(bin_dir, host, port, workspace):
+            pid = running(home / "services" / f"{s.name}.pid", s.marker)
+            if pid is None:
+                started[s.name] = launch(s, home, env, workspace)
+                pid = started[s.name].pid
+            pids[s.name] = pid
+            if s.name == "webserver":
+                wait_ready(host, port, deadline, home, check)
+        check()
+        ok = True
+        return pids
+    finally:
+        if not ok:
+            for name, proc in started.items():  # a failed `up` leaves nothing of its own running
+                stop_started(proc, 10.0)
+                (home / "services" / f"{name}.pid").unlink(missing_ok=True)
+
+
+def launch(s: Service, home: Path, env: dict, workspace: Path) -> subprocess.Popen:
+    with open(home / "services" / f"{s.name}.log", "ab") as log:
+        proc = subprocess.Popen(s.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                cwd=str(workspace.parent), start_new_session=True)
+    (home / "services" / f"{s.name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def stop_started(proc: subprocess.Popen, grace_s: float) -> None:
+    """Stop a service this process started (its child: waited for, so its group gets the whole grace)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the leader, or what is left of its group (its code server)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -135,27 +143,42 @@ def log_tail(home: Path, name: str, lines: int = 15) -> str:
         return "(no log)"
 
 
+def fresh_sqlite_instance(home: Path) -> bool:
+    """An embedded (SQLite) instance whose storage does not exist yet. (PostgreSQL storage: the webserver, started
+    alone first, creates it.)"""
+    return "postgres" not in (home / "dagster.yaml").read_text() and not (home / "history" / "runs.db").exists()
+
+
 def prepare_instance(bin_dir: Path, home: Path, env: dict) -> None:
-    """Create (or bring up to date) the instance's storage in one process before the services start: the webserver's
-    and the daemon's code servers would otherwise both create a fresh SQLite instance at once, and one of them can
-    fail to load the code location ("alembic_version has more than one head"), leaving a UI with no assets."""
-    done = subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], env=env, cwd=str(home),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    """Create a fresh SQLite instance's storage in one process before any service starts: a webserver and its code
+    server (or a daemon) creating it at once can fail to load the code location ("alembic_version has more than one
+    head"), leaving a UI with no assets. Run only on a fresh instance: on a large one a migration rereads every
+    run's event log."""
+    try:
+        done = subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], env=env, cwd=str(home),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SystemExit(f"could not prepare the Dagster instance at {home}: {exc}") from None
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
         raise SystemExit(f"could not prepare the Dagster instance at {home}: " + " | ".join(tail))
 
 
 LOCATIONS = ("{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus "
-             "locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }")
+             "locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } "
+             "... on PythonError { message } } }")
 
 
 def location_states(graphql_url: str) -> list[tuple[str, str, str | None]]:
-    """(location, load status, load error or None) for every code location the webserver knows."""
+    """(location, load status, load error or None) for every code location the webserver knows; raises
+    ``RuntimeError`` naming what came back when the answer is not a workspace."""
     req = urllib.request.Request(graphql_url, data=json.dumps({"query": LOCATIONS}).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - our own 127.0.0.1 server
-        ws = json.loads(r.read())["data"]["workspaceOrError"]
+        body = json.loads(r.read())
+    ws = (body.get("data") or {}).get("workspaceOrError") or {}
+    if ws.get("__typename") != "Workspace":
+        raise RuntimeError(f"the webserver's workspace query answered {str(ws.get('message') or body)[:500]}")
     out = []
     for e in ws.get("locationEntries") or []:
         err = e.get("locationOrLoadError") or {}
@@ -166,25 +189,28 @@ def location_states(graphql_url: str) -> list[tuple[str, str, str | None]]:
     return out
 
 
-def wait_locations(graphql_url: str, timeout_s: float, home: Path, check=lambda: None) -> None:
-    """The webserver answers before its code locations have loaded: wait until each is LOADED; a location that
-    failed to load is an error naming it and its message (the UI would show no assets, sensors or schedules)."""
-    deadline = time.monotonic() + timeout_s
-    states: list = []
+def wait_ready(host: str, port: int, deadline: float, home: Path, check) -> None:
+    """Until ``deadline``: the webserver answers and every code location is LOADED (a webserver whose location
+    failed to load still answers, with a UI that shows no assets, sensors or schedules: that is an error naming the
+    location and its message); ``check()`` runs between attempts."""
+    url = f"http://{host}:{port}/graphql"
+    last = "no answer yet"
     while time.monotonic() < deadline:
         check()
         try:
-            states = location_states(graphql_url)
-        except (OSError, KeyError, ValueError):
-            states = []
-        failed = [(n, e) for n, status, e in states if e]
-        if failed:
-            raise SystemExit("code location failed to load: " + "; ".join(f"{n}: {e[-3000:]}" for n, e in failed))
-        if states and all(status == "LOADED" for _, status, _ in states):
-            return
+            states = location_states(url)
+        except (OSError, ValueError, RuntimeError, http.client.HTTPException) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            failed = [(n, e) for n, status, e in states if e]
+            if failed:
+                raise SystemExit("code location failed to load: " + "; ".join(f"{n}: {e[-3000:]}" for n, e in failed))
+            if states and all(status == "LOADED" for _, status, _ in states):
+                return
+            last = f"locations {states or 'none listed'}"
         time.sleep(0.5)
-    raise SystemExit(f"the code locations did not load within {timeout_s:g} s ({states or 'none listed'}); "
-                     f"see {home / 'services'}")
+    raise SystemExit(f"the webserver at {url} was not ready in time (last: {last}); see "
+                     f"{home / 'services' / 'webserver.log'}")
 
 
 def down(home: Path, *, grace_s: float = 20.0) -> dict[str, int | None]:

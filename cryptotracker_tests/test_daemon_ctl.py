@@ -7,6 +7,7 @@ PID file names, is left alone."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -144,9 +145,36 @@ def test_up_serves_and_runs_sensors_then_down_stops_exactly_those(tmp_env, monke
         bystander.kill()
 
 
+def recording_launches(monkeypatch) -> list:
+    """The processes `up` starts, recorded (to prove a failed `up` left none of them running)."""
+    import cryptotracker_assets.daemon_ctl as ctl
+
+    procs, real = [], ctl.launch
+
+    def launch(*args, **kwargs):
+        procs.append(real(*args, **kwargs))
+        return procs[-1]
+
+    monkeypatch.setattr(ctl, "launch", launch)
+    return procs
+
+
+def group_gone(pid: int, within_s: float = 10.0) -> bool:
+    """No process of the group ``pid`` is left (within a few seconds: a killed grandchild is reaped by init)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
 def test_up_names_a_code_location_that_fails_to_load(tmp_env, tmp_path, monkeypatch):
     """A webserver that answers while its code location failed to load is not "up": the UI would list nothing.
-    `up` waits for the location and names its error (here a module that raises on import)."""
+    `up` names the location's error and stops the webserver it started (the daemon is never started)."""
     home = Path(tmp_env["DAGSTER_HOME"])
     for k, v in tmp_env.items():
         monkeypatch.setenv(k, v)
@@ -154,19 +182,24 @@ def test_up_names_a_code_location_that_fails_to_load(tmp_env, tmp_path, monkeypa
     workspace = tmp_path / "workspace.yaml"
     workspace.write_text("load_from:\n  - python_file:\n      relative_path: broken_defs.py\n"
                          "      location_name: broken\n")
+    procs = recording_launches(monkeypatch)
     try:
         with pytest.raises(SystemExit) as err:
             up(home, bin_dir=Path(sys.executable).parent, port=free_port(), workspace=workspace, wait_s=120)
         assert "code location failed to load: broken:" in str(err.value)
         assert "broken on purpose: 7f3a" in str(err.value)
+        assert [p.args[0].rsplit("/", 1)[-1] for p in procs] == ["dagster-webserver"]
+        assert all(group_gone(p.pid) for p in procs)  # the webserver and its code server are stopped
+        assert not list((home / "services").glob("*.pid"))
     finally:
-        assert down(home, grace_s=5) == {"webserver": None, "daemon": None}  # the failed `up` stopped its own
+        down(home, grace_s=5)
 
 
 def test_up_refuses_a_taken_port_and_names_a_service_that_exits(tmp_env, tmp_path, monkeypatch):
     home = Path(tmp_env["DAGSTER_HOME"])
     for k, v in tmp_env.items():
         monkeypatch.setenv(k, v)
+    procs = recording_launches(monkeypatch)
     # another program listens on the port: nothing is started, the message names the port and a way out
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
@@ -174,7 +207,7 @@ def test_up_refuses_a_taken_port_and_names_a_service_that_exits(tmp_env, tmp_pat
         port = other.getsockname()[1]
         with pytest.raises(SystemExit, match=f"port {port} on 127.0.0.1 is in use by another program"):
             up(home, bin_dir=Path(sys.executable).parent, port=port, wait_s=30)
-    assert not list((home / "services").glob("*.pid"))
+    assert procs == [] and not list((home / "services").glob("*.pid"))
     # a webserver that dies while starting: said at once with the end of its log, not after the whole wait
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -189,6 +222,7 @@ def test_up_refuses_a_taken_port_and_names_a_service_that_exits(tmp_env, tmp_pat
             up(home, bin_dir=bin_dir, port=free_port(), wait_s=120)
         assert "webserver exited with code 3 while starting" in str(err.value)
         assert "cannot start: 5e1d" in str(err.value) and time.monotonic() - started < 60
-        assert not list((home / "services").glob("*.pid"))  # the daemon this `up` started is stopped too
+        assert len(procs) == 1 and all(group_gone(p.pid) for p in procs)  # the daemon was never started
+        assert not list((home / "services").glob("*.pid"))
     finally:
-        assert down(home, grace_s=5) == {"webserver": None, "daemon": None}
+        down(home, grace_s=5)
