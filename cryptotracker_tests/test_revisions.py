@@ -163,6 +163,11 @@ def test_the_config_in_force_is_read_without_recording_anything(wh, cfg, tmp_pat
     unseen = config_in_force(wh, edited)
     assert (unseen.exits.tp_multiplier.swing, unseen.exits.tp_multiplier.dca, unseen.config_version) == (1.3, 1.1, 0)
     assert (tmp_path / "w.duckdb").read_bytes() == stored  # read only: the file is byte for byte unchanged
+    # values equal to an older version but not to the latest: a run would record them anew, so not "version 1"
+    back = effective_config(wh, edited, ORIGIN)  # a run under the edit records version 3
+    assert back.config_version == 3 and config_in_force(wh, edited).config_version == 3
+    assert config_in_force(wh, cfg).config_version == 0  # the same values as version 2, which is not the latest
+    assert effective_config(wh, cfg, ORIGIN).config_version == 4  # … and a run records them as version 4
 
 
 def test_an_approved_revision_is_in_force_from_the_first_cycle_point_after_it(wh, cfg, tmp_path):

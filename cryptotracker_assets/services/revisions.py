@@ -221,12 +221,14 @@ def effective_config(wh: Warehouse, base_cfg: Config, origin: str, at: pd.Timest
 
 def config_in_force(wh: Warehouse, base_cfg: Config) -> Config:
     """The config the engine's next tick uses — ``base_cfg`` ⊕ every applied revision — read without writing
-    anything (for read-only commands: status, positions, analyze, export, report). Its version is the newest
-    recorded one with the same content, or 0 when these values were never recorded (the next run records them)."""
+    anything (for read-only commands: status, positions, analyze, export, report). Its version is the latest
+    recorded one when its content is the same, else 0: the next run records these values as a new version (as
+    :func:`record_version` does, even when an older version had the same content)."""
     cfg = build_effective(base_cfg, revisions_from_frame(wh.config_revisions()))
     versions = wh.config_versions()
-    same = versions.loc[versions["content_hash"] == cfg.fingerprint(), "config_version"] if len(versions) else []
-    return with_version(cfg, int(max(same)) if len(same) else 0)
+    if len(versions) and versions["content_hash"].iloc[-1] == cfg.fingerprint():
+        return with_version(cfg, int(versions["config_version"].iloc[-1]))
+    return with_version(cfg, 0)
 
 
 def config_timeline(wh: Warehouse, base_cfg: Config, origin: str, start: pd.Timestamp, end: pd.Timestamp
