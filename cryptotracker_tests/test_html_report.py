@@ -398,6 +398,7 @@ def test_the_gate_timeline_uses_the_config_each_tick_ran_with(tmp_path):
     """The protection timeline is refolded under the limits the engine's ticks applied: their recorded config
     versions, rebuilt from config_versions; a version that cannot be rebuilt is named in the report's notes."""
     from cryptotracker_assets.core.config import build_config, raw_dict
+    from cryptotracker_assets.core.revisions import Revision, RevisionKind
     from cryptotracker_assets.services.config_versions import versioned
     from cryptotracker_assets.services.report_data import tick_configs
 
@@ -410,11 +411,22 @@ def test_the_gate_timeline_uses_the_config_each_tick_ran_with(tmp_path):
     assert (v1.config_version, v2.config_version) == (1, 2)
     t = pd.Timestamp("2026-03-01", tz="UTC")
     step = pd.Timedelta(minutes=5)
-    ticks = pd.DataFrame({"first_cycle_point": [t, t + step, t + 2 * step, t + 3 * step, t + 4 * step],
-                          "config_version": [1, 1, 2, 2, 7]})
+    firsts = [t, t + step, t + 2 * step, t + 3 * step, t + 4 * step]
+    ticks = pd.DataFrame({"first_cycle_point": firsts, "last_cycle_point": firsts, "config_version": [1, 1, 2, 2, 7]})
     notes: list[str] = []
     got = tick_configs(ticks, wh, v2, notes)  # v2 is the config in force now
     assert [(at, c.config_version, c.limits.daily_loss_limit) for at, c in got] == [
         (t, 1, 0.03), (t + 2 * step, 2, 0.05), (t + 4 * step, 2, 0.05)]
     assert len(notes) == 1 and "config_version 7 is not recorded" in notes[0] and "2026-03-01 00:20" in notes[0]
     assert tick_configs(ticks.iloc[0:0], wh, v2, []) == [] and tick_configs(None, wh, v2, []) == []
+    # one catch-up tick over 00:00 .. 01:00 that crossed revision 1 (version 1 → 2), approved at 00:31:10: the
+    # engine folded 00:00 .. 00:30 under version 1 and 00:35 .. 01:00 under version 2 (SPEC §0.2), while the tick
+    # records only version 2
+    catch_up = pd.DataFrame({"first_cycle_point": [t], "last_cycle_point": [t + 12 * step], "config_version": [2]})
+    revision = Revision(revision_id=1, config_version=2, previous_config_version=1,
+                        applied_at=t + pd.Timedelta(minutes=31, seconds=10), kind=RevisionKind.APPROVAL,
+                        strategy=Strategy.DCA, changes=(), who="alice", why="test")
+    got = tick_configs(catch_up, wh, v2, [], [revision])
+    assert [(at, c.config_version) for at, c in got] == [(t, 1), (t + 7 * step, 2)]
+    assert [(at, c.config_version) for at, c in tick_configs(ticks.iloc[2:4], wh, v2, [], [revision])] == [
+        (t + 2 * step, 2)]  # a revision outside a tick's span changes nothing there

@@ -11,6 +11,7 @@ the report's notes instead of failing it. Times are UTC; money USD; returns frac
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ from ..core.ledger import (SNAPSHOT_COLUMNS, book_state, closed_trade_records, c
 from ..core.protection import OperatorAction, OperatorEvent
 from ..core.html_report import (FILL_COLUMNS, PRICE_COLUMNS, REGIME_COLUMNS, ModelCard, ReportData, active_limits,
                            default_symbol, empty_frame, fmt_time, gate_timeline)
+from ..core.revisions import Revision, revisions_from_frame
 from ..core.setups import readiness_board
 from ..core.shadows.analyzer import leaderboard
 from ..storage.base import ohlc_table
@@ -29,7 +31,7 @@ from ..storage.engine import SCAN_HISTORY_TABLE, SNAPSHOTS_TABLE
 from ..storage.warehouse import Warehouse
 from .config_versions import config_for_version
 from .models import champion_of
-from .operator import OperatorError, Status, latest_marks, load_status, read_ledger
+from .operator import OperatorError, Status, first_cycle_point_after, latest_marks, load_status, read_ledger
 
 SCAN_PREVIEW_TABLE = "scan_preview"
 REGIME_TABLE = "market_regime"
@@ -64,6 +66,7 @@ def gather_report_data(wh: Warehouse, cfg: Config, *, models_root: str | Path | 
         events = wh.operator_events(con=con)
         limiter = status.limiter if status else wh.limiter_state(con=con)
         ticks = wh.engine_ticks(con=con)
+        revisions = revisions_from_frame(wh.config_revisions(con=con))
     snaps = (empty_frame(SNAPSHOT_COLUMNS, ("cycle_point",)) if snaps is None
              else snaps.sort_values("cycle_point", kind="stable").reset_index(drop=True))
     regime = (empty_frame(REGIME_COLUMNS, ("timestamp",)) if regime is None
@@ -86,32 +89,48 @@ def gather_report_data(wh: Warehouse, cfg: Config, *, models_root: str | Path | 
         price_timeframe=timeframe, fills=symbol_fills(ledger, chart_symbol, start), board=board,
         board_source=board_source, regime=regime,
         gates=gate_timeline(snaps, closed_trade_records(ledger), operator_events(events), cfg,
-                            tick_configs(ticks, wh, cfg, notes)),
+                            tick_configs(ticks, wh, cfg, notes, revisions)),
         operator=operator_text(status), limiter=active_limits(limiter, cursor), leaderboard=board_lb,
         leaderboard_at=lb_at, leaderboard_window_h=lb_window, models=model_cards(wh, models_root, notes),
         notes=tuple(notes))
 
 
-def tick_configs(ticks: pd.DataFrame | None, wh: Warehouse, cfg: Config, notes: list[str]
-                 ) -> list[tuple[pd.Timestamp, Config]]:
-    """``(first cycle point of a tick, the config it ran with)`` wherever the engine's ticks change version, so the
-    protection timeline is refolded under the limits each tick applied (``cfg`` when its version is the tick's; a
-    version that cannot be rebuilt any more is named in the notes and shown under ``cfg``)."""
+def tick_configs(ticks: pd.DataFrame | None, wh: Warehouse, cfg: Config, notes: list[str],
+                 revisions: Sequence[Revision] = ()) -> list[tuple[pd.Timestamp, Config]]:
+    """``(cycle point, the config the engine applied from it)`` wherever that changes, so the protection timeline
+    is refolded under the limits the engine applied: each tick's recorded version from its first cycle point, and
+    within a tick that crossed an approved revision (a catch-up tick folds each part under its own config, SPEC
+    §0.2) the revision's versions from the first cycle point after its application. ``cfg`` stands for its own
+    version and for version 0; a version that cannot be rebuilt any more is named in the notes and shown under
+    ``cfg``."""
     if ticks is None or ticks.empty:
         return []
     known: dict[int, Config] = {int(cfg.config_version): cfg, 0: cfg}
-    out, previous = [], None
-    for first, version in zip(ticks["first_cycle_point"], ticks["config_version"].astype(int)):
-        if version == previous:
-            continue
-        previous = version
+
+    def config_of(version: int, at: pd.Timestamp) -> Config:
         if version not in known:
             try:
                 known[version] = config_for_version(wh, version)
             except ConfigError as exc:
-                notes.append(f"Gates from {fmt_time(first)} shown under config version {cfg.config_version}: {exc}.")
+                notes.append(f"Gates from {fmt_time(at)} shown under config version {cfg.config_version}: {exc}.")
                 known[version] = cfg
-        out.append((utc(first, "tick first cycle point"), known[version]))
+        return known[version]
+
+    switches = sorted(((first_cycle_point_after(r.applied_at, cfg), r) for r in revisions),
+                      key=lambda x: (x[0], x[1].revision_id))
+    out, previous = [], None
+    for first, last, version in zip(ticks["first_cycle_point"], ticks["last_cycle_point"],
+                                    ticks["config_version"].astype(int)):
+        first, last = utc(first, "tick first cycle point"), utc(last, "tick last cycle point")
+        inside = [(t, r) for t, r in switches if first < t <= last]
+        segments = [(first, version)]
+        if inside:  # before the first switch: the version that revision replaced; the tick's own from the last
+            segments = ([(first, inside[0][1].previous_config_version)]
+                        + [(t, r.config_version) for t, r in inside[:-1]] + [(inside[-1][0], version)])
+        for at, v in segments:
+            if v != previous:
+                previous = v
+                out.append((at, config_of(int(v), at)))
     return out
 
 
