@@ -110,6 +110,11 @@ def launch(s: Service, home: Path, env: dict, workspace: Path) -> subprocess.Pop
         proc = subprocess.Popen(s.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 cwd=str(workspace.parent), start_new_session=True)
     (home / "services" / f"{s.name}.pid").write_text(f"{proc.pid}\n")
+    # right after exec the kernel may show an empty command line for a moment: wait it out, so that the PID
+    # check (``running``: the command names the service) holds as soon as `up` returns
+    deadline = time.monotonic() + 10.0
+    while not cmdline(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     return proc
 
 
